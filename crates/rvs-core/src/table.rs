@@ -1,0 +1,1 @@
+//! The service table (placeholder while being written).
