@@ -21,7 +21,7 @@ pub mod table;
 pub use dest::{Dest, DestConfig, DestId, FwdMethod, TunType};
 pub use error::Errno;
 pub use proto::{Af, Protocol};
-pub use service::{ServiceConfig, ServiceKey};
+pub use service::{DestStore, Service, ServiceConfig, ServiceKey};
 pub use stats::{Counters, Estimator, Rates, Stats};
 
 /// Milliseconds on a monotonic clock. Every time-dependent function takes it

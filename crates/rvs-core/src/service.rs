@@ -113,3 +113,55 @@ impl ServiceConfig {
         self.flags & SVC_F_ONEPACKET != 0
     }
 }
+
+/// A virtual service in the table: identity, attributes, real servers in
+/// kernel list order (newest first), the bound scheduler and statistics.
+#[derive(Debug)]
+pub struct Service {
+    pub key: ServiceKey,
+    pub config: ServiceConfig,
+    /// Real servers, newest first (the kernel's `svc->destinations`).
+    pub dests: Vec<crate::dest::Dest>,
+    /// `None` only transiently while a scheduler is being swapped.
+    pub scheduler: Option<Box<dyn crate::sched::Scheduler>>,
+    pub stats: crate::stats::Stats,
+}
+
+impl Service {
+    /// The scheduler's view of this service.
+    pub fn sched_view(&self) -> crate::sched::SchedService<'_> {
+        crate::sched::SchedService {
+            flags: self.config.flags,
+            dests: &self.dests,
+        }
+    }
+
+    /// Asks the bound scheduler for a real server: an index into `dests`.
+    pub fn schedule(&mut self, pkt: &crate::sched::PacketInfo, now: crate::Time) -> Option<usize> {
+        let mut sched = self.scheduler.take()?;
+        let r = sched.schedule(&self.sched_view(), pkt, now);
+        self.scheduler = Some(sched);
+        r
+    }
+
+    pub fn dest_index(&self, addr: &IpAddr, port: u16) -> Option<usize> {
+        self.dests
+            .iter()
+            .position(|d| d.config.addr == *addr && d.config.port == port)
+    }
+}
+
+/// Access to real servers by id wherever they are (in a service, or in the
+/// trash after deletion while connections still point at them), and to the
+/// statistics a connection's traffic is counted in. Implemented by the
+/// service table; the connection table only talks to real servers through it.
+pub trait DestStore {
+    fn dest_mut(&mut self, id: crate::dest::DestId) -> Option<&mut crate::dest::Dest>;
+    /// Counts a new connection to `id` in the real server's, its service's
+    /// and the global statistics.
+    fn count_conn(&mut self, id: crate::dest::DestId);
+    /// Counts one client→server packet of `bytes` (real server, service, totals).
+    fn count_in(&mut self, id: crate::dest::DestId, bytes: u64);
+    /// Counts one server→client packet of `bytes` (real server, service, totals).
+    fn count_out(&mut self, id: crate::dest::DestId, bytes: u64);
+}
