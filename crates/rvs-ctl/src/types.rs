@@ -1,0 +1,160 @@
+//! Requests, responses and the listing records they carry.
+
+use rvs_core::{Counters, DestConfig, Errno, Protocol, Rates, ServiceConfig, ServiceKey};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// Connection timeouts as `--set` and `-L --timeout` see them (seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeouts {
+    pub tcp: u32,
+    pub tcp_fin: u32,
+    pub udp: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tcp: 900,
+            tcp_fin: 120,
+            udp: 300,
+        }
+    }
+}
+
+/// Role of a connection-sync daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SyncRole {
+    Master,
+    Backup,
+}
+
+impl SyncRole {
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncRole::Master => "master",
+            SyncRole::Backup => "backup",
+        }
+    }
+}
+
+/// Settings of a connection-sync daemon (`--start-daemon`). Zero / `None`
+/// fields mean "use the default", which the daemon fills in as Linux does
+/// (syncid 0, maxlen = MTU − 28 or − 48, group 224.0.0.81, port 8848, ttl 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonConfig {
+    pub role: SyncRole,
+    pub mcast_ifn: String,
+    pub syncid: u32,
+    pub sync_maxlen: u16,
+    pub mcast_group: Option<IpAddr>,
+    pub mcast_port: u16,
+    pub mcast_ttl: u8,
+}
+
+/// A real server as listings show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestEntry {
+    pub config: DestConfig,
+    pub activeconns: u32,
+    pub inactconns: u32,
+    pub persistconns: u32,
+    /// Counters since the last `-Z`.
+    pub stats: Counters,
+    pub rates: Rates,
+}
+
+/// A virtual service as listings show it, with its real servers in kernel
+/// list order (newest first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceEntry {
+    pub key: ServiceKey,
+    pub config: ServiceConfig,
+    pub stats: Counters,
+    pub rates: Rates,
+    pub dests: Vec<DestEntry>,
+}
+
+/// One row of `ipvsadm -L -c` (what `/proc/net/ip_vs_conn` holds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnEntry {
+    pub proto: Protocol,
+    pub caddr: IpAddr,
+    pub cport: u16,
+    pub vaddr: IpAddr,
+    pub vport: u16,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    /// State name as the kernel prints it (`ESTABLISHED`, `TIME_WAIT`, `UDP`, `ASSURED` ...).
+    pub state: String,
+    /// Seconds until expiry.
+    pub expires: u32,
+    pub pe_name: Option<String>,
+    pub pe_data: Option<String>,
+}
+
+/// Version and table size (`GET_INFO`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Info {
+    /// 0x010201 for "1.2.1".
+    pub version: u32,
+    pub conn_tab_size: u32,
+}
+
+/// One operation on the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    AddService { key: ServiceKey, config: ServiceConfig },
+    EditService { key: ServiceKey, config: ServiceConfig },
+    DelService { key: ServiceKey },
+    Flush,
+    AddDest { service: ServiceKey, dest: DestConfig },
+    EditDest { service: ServiceKey, dest: DestConfig },
+    DelDest { service: ServiceKey, addr: IpAddr, port: u16 },
+    /// `None` zeroes every service and the totals.
+    Zero { service: Option<ServiceKey> },
+    SetTimeouts(Timeouts),
+    StartDaemon(DaemonConfig),
+    StopDaemon { role: SyncRole },
+    GetInfo,
+    GetServices,
+    GetService { key: ServiceKey },
+    GetTimeouts,
+    GetDaemons,
+    GetConns,
+    /// Several writes applied in order and persisted once; the answer is a
+    /// [`Response::Batch`] with one response per request. A failing request
+    /// does not stop the later ones (ipvsadm -R semantics for kernel errors).
+    Batch(Vec<Request>),
+}
+
+impl Request {
+    /// Whether the request changes the table (and must be persisted).
+    pub fn is_write(&self) -> bool {
+        !matches!(
+            self,
+            Request::GetInfo
+                | Request::GetServices
+                | Request::GetService { .. }
+                | Request::GetTimeouts
+                | Request::GetDaemons
+                | Request::GetConns
+        )
+    }
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Ok,
+    Err(Errno),
+    /// The request line could not be understood at all.
+    BadRequest(String),
+    Info(Info),
+    Services(Vec<ServiceEntry>),
+    Service(ServiceEntry),
+    Timeouts(Timeouts),
+    Daemons(Vec<DaemonConfig>),
+    Conns(Vec<ConnEntry>),
+    Batch(Vec<Response>),
+}
