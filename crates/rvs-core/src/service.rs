@@ -33,8 +33,15 @@ pub const PERSISTENCE_ENGINES: &[&str] = &["sip"];
 /// `(fwmark, af)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ServiceKey {
-    Addr { proto: Protocol, addr: IpAddr, port: u16 },
-    Fwmark { mark: u32, af: Af },
+    Addr {
+        proto: Protocol,
+        addr: IpAddr,
+        port: u16,
+    },
+    Fwmark {
+        mark: u32,
+        af: Af,
+    },
 }
 
 impl ServiceKey {
