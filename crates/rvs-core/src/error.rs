@@ -31,6 +31,9 @@ pub enum Errno {
     OpNotSupp,
     /// EAFNOSUPPORT
     AfNoSupport,
+    /// EIO: rvs-specific, the daemon could not persist the change (and
+    /// rolled it back).
+    Io,
 }
 
 impl Errno {
@@ -48,6 +51,7 @@ impl Errno {
             Errno::NoProtoOpt => "Protocol not available",
             Errno::OpNotSupp => "Operation not supported",
             Errno::AfNoSupport => "Address family not supported by protocol",
+            Errno::Io => "Input/output error",
         }
     }
 }
