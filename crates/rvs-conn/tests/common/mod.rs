@@ -171,6 +171,21 @@ impl Director {
         now: Time,
     ) -> Result<ConnInfo, NotForwarded> {
         self.conns.expire(now, &mut self.services);
+        let r = self.request_inner(key, pkt, l4, bytes, now);
+        // Entries told to expire now (port reuse, deleted real server) are
+        // gone before the next packet, as the kernel's timer fires at once.
+        self.conns.expire(now, &mut self.services);
+        r
+    }
+
+    fn request_inner(
+        &mut self,
+        key: ServiceKey,
+        pkt: &Packet<'_>,
+        l4: Transport,
+        bytes: u64,
+        now: Time,
+    ) -> Result<ConnInfo, NotForwarded> {
         let mut id = self
             .conns
             .lookup_in(pkt.proto, pkt.saddr, pkt.sport, pkt.daddr, pkt.dport);
@@ -196,13 +211,10 @@ impl Director {
                 self.schedule(key, pkt, now).map_err(NotForwarded::NotScheduled)?
             }
         };
-        let info = self
+        Ok(self
             .conns
             .process(id, Direction::Input, l4, bytes, now, &mut self.services)
-            .expect("live entry");
-        // Old entries told to expire now go before the next packet.
-        self.conns.expire(now, &mut self.services);
-        Ok(info)
+            .expect("live entry"))
     }
 
     /// A real server → client packet through `ip_vs_out`.
