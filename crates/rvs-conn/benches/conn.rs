@@ -61,7 +61,14 @@ fn filled(n: u32) -> (ConnTable, Store) {
     let mut s = store();
     for i in 0..n {
         let id = t.create(spec(i), Some(&mut s.0), 0);
-        t.process(id, Direction::Input, Transport::Tcp(rvs_conn::tcp::SYN), 60, 0, &mut s);
+        t.process(
+            id,
+            Direction::Input,
+            Transport::Tcp(rvs_conn::tcp::SYN),
+            60,
+            0,
+            &mut s,
+        );
     }
     (t, s)
 }

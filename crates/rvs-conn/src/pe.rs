@@ -156,8 +156,28 @@ fn is_word(c: u8) -> bool {
     c.is_ascii_alphanumeric()
         || matches!(
             c,
-            b'!' | b'"' | b'%' | b'(' | b')' | b'*' | b'+' | b':' | b'<' | b'>' | b'?' | b'['
-                | b'\\' | b']' | b'_' | b'`' | b'{' | b'}' | b'~' | b'-' | b'.' | b'/' | b'\''
+            b'!' | b'"'
+                | b'%'
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b':'
+                | b'<'
+                | b'>'
+                | b'?'
+                | b'['
+                | b'\\'
+                | b']'
+                | b'_'
+                | b'`'
+                | b'{'
+                | b'}'
+                | b'~'
+                | b'-'
+                | b'.'
+                | b'/'
+                | b'\''
         )
 }
 
@@ -195,7 +215,10 @@ mod tests {
     #[test]
     fn missing_or_malformed_call_ids() {
         // No header (the oracle's fourth client was dropped).
-        assert_eq!(sip_call_id(b"INVITE sip:a@b SIP/2.0\r\nVia: x\r\n\r\n"), None);
+        assert_eq!(
+            sip_call_id(b"INVITE sip:a@b SIP/2.0\r\nVia: x\r\n\r\n"),
+            None
+        );
         // The request line is not a header line.
         assert_eq!(sip_call_id(b"Call-ID: x\r\n"), None);
         // Must be followed by a line end.

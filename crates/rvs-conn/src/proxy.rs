@@ -41,10 +41,34 @@ const TCP_ESTABLISHED: [Step; 3] = [
 ];
 
 const SCTP_ESTABLISHED: [Step; 4] = [
-    (Direction::Input, Transport::Sctp(Chunks { first: sctp::CID_INIT, second: None })),
-    (Direction::Output, Transport::Sctp(Chunks { first: sctp::CID_INIT_ACK, second: None })),
-    (Direction::Input, Transport::Sctp(Chunks { first: sctp::CID_COOKIE_ECHO, second: None })),
-    (Direction::Output, Transport::Sctp(Chunks { first: sctp::CID_COOKIE_ACK, second: None })),
+    (
+        Direction::Input,
+        Transport::Sctp(Chunks {
+            first: sctp::CID_INIT,
+            second: None,
+        }),
+    ),
+    (
+        Direction::Output,
+        Transport::Sctp(Chunks {
+            first: sctp::CID_INIT_ACK,
+            second: None,
+        }),
+    ),
+    (
+        Direction::Input,
+        Transport::Sctp(Chunks {
+            first: sctp::CID_COOKIE_ECHO,
+            second: None,
+        }),
+    ),
+    (
+        Direction::Output,
+        Transport::Sctp(Chunks {
+            first: sctp::CID_COOKIE_ACK,
+            second: None,
+        }),
+    ),
 ];
 
 fn tcp_step(dir: Direction, flags: u8) -> [Step; 1] {
@@ -73,10 +97,16 @@ impl ConnTable {
         let state = c.state();
         let steps: &[Step] = match (c.protocol(), ev) {
             (Some(Protocol::Tcp), ProxyEvent::Established) => &TCP_ESTABLISHED,
-            (Some(Protocol::Tcp), ProxyEvent::ClientFin) => &tcp_step(Direction::Input, tcp::FIN | tcp::ACK),
-            (Some(Protocol::Tcp), ProxyEvent::ServerFin) => &tcp_step(Direction::Output, tcp::FIN | tcp::ACK),
+            (Some(Protocol::Tcp), ProxyEvent::ClientFin) => {
+                &tcp_step(Direction::Input, tcp::FIN | tcp::ACK)
+            }
+            (Some(Protocol::Tcp), ProxyEvent::ServerFin) => {
+                &tcp_step(Direction::Output, tcp::FIN | tcp::ACK)
+            }
             (Some(Protocol::Tcp), ProxyEvent::ClientReset) => &tcp_step(Direction::Input, tcp::RST),
-            (Some(Protocol::Tcp), ProxyEvent::ServerReset) => &tcp_step(Direction::Output, tcp::RST),
+            (Some(Protocol::Tcp), ProxyEvent::ServerReset) => {
+                &tcp_step(Direction::Output, tcp::RST)
+            }
             (Some(Protocol::Tcp), ProxyEvent::Closed) => {
                 if state == tcp::TIME_WAIT || state == tcp::CLOSE {
                     &[]
@@ -85,10 +115,18 @@ impl ConnTable {
                 }
             }
             (Some(Protocol::Sctp), ProxyEvent::Established) => &SCTP_ESTABLISHED,
-            (Some(Protocol::Sctp), ProxyEvent::ClientFin) => &sctp_step(Direction::Input, sctp::CID_SHUTDOWN),
-            (Some(Protocol::Sctp), ProxyEvent::ServerFin) => &sctp_step(Direction::Output, sctp::CID_SHUTDOWN),
-            (Some(Protocol::Sctp), ProxyEvent::ClientReset) => &sctp_step(Direction::Input, sctp::CID_ABORT),
-            (Some(Protocol::Sctp), ProxyEvent::ServerReset) => &sctp_step(Direction::Output, sctp::CID_ABORT),
+            (Some(Protocol::Sctp), ProxyEvent::ClientFin) => {
+                &sctp_step(Direction::Input, sctp::CID_SHUTDOWN)
+            }
+            (Some(Protocol::Sctp), ProxyEvent::ServerFin) => {
+                &sctp_step(Direction::Output, sctp::CID_SHUTDOWN)
+            }
+            (Some(Protocol::Sctp), ProxyEvent::ClientReset) => {
+                &sctp_step(Direction::Input, sctp::CID_ABORT)
+            }
+            (Some(Protocol::Sctp), ProxyEvent::ServerReset) => {
+                &sctp_step(Direction::Output, sctp::CID_ABORT)
+            }
             (Some(Protocol::Sctp), ProxyEvent::Closed) => {
                 if state == sctp::CLOSED {
                     &[]

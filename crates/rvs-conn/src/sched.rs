@@ -206,7 +206,11 @@ impl ConnTable {
         if cport == FTPDATA {
             return Err(Unscheduled::FtpData);
         }
-        if pkt.local && self.lookup_in(pkt.proto, vaddr, vport, caddr, cport).is_some() {
+        if pkt.local
+            && self
+                .lookup_in(pkt.proto, vaddr, vport, caddr, cport)
+                .is_some()
+        {
             return Err(Unscheduled::LocalReply);
         }
         if svc.config.is_persistent() {
@@ -307,7 +311,9 @@ impl ConnTable {
                     dport: t_dport,
                     flags: CONN_F_TEMPLATE,
                     fwmark: pkt.mark,
-                    pe: engine.zip(pe_data).map(|(name, data)| PeData { name, data }),
+                    pe: engine
+                        .zip(pe_data)
+                        .map(|(name, data)| PeData { name, data }),
                 };
                 let ct = self.create(spec, Some(dest), now);
                 self.set_timeout(ct, svc.config.timeout as Time * SEC);
@@ -410,8 +416,7 @@ impl ConnTable {
                 pe_data.as_deref(),
             );
             let dest_id = svc.dests.get(dest)?.id;
-            let valid =
-                found != NIL && self.check_template(found, svc, Some(dest_id)).is_some();
+            let valid = found != NIL && self.check_template(found, svc, Some(dest_id)).is_some();
             let t = if valid {
                 self.id_of(found)
             } else {
@@ -426,7 +431,9 @@ impl ConnTable {
                     dport,
                     flags: CONN_F_TEMPLATE,
                     fwmark: 0,
-                    pe: engine.zip(pe_data).map(|(name, data)| PeData { name, data }),
+                    pe: engine
+                        .zip(pe_data)
+                        .map(|(name, data)| PeData { name, data }),
                 };
                 let t = self.create(spec, Some(&mut svc.dests[dest]), now);
                 self.set_timeout(t, svc.config.timeout as Time * SEC);

@@ -205,8 +205,16 @@ mod tests {
         ]);
         assert_eq!(
             seen,
-            vec![INIT1, COOKIE_SENT, COOKIE_REPLIED, ESTABLISHED, ESTABLISHED,
-                 SHUTDOWN_RECEIVED, SHUTDOWN_ACK_SENT, CLOSED]
+            vec![
+                INIT1,
+                COOKIE_SENT,
+                COOKIE_REPLIED,
+                ESTABLISHED,
+                ESTABLISHED,
+                SHUTDOWN_RECEIVED,
+                SHUTDOWN_ACK_SENT,
+                CLOSED
+            ]
         );
     }
 
@@ -240,7 +248,10 @@ mod tests {
 
     #[test]
     fn unknown_chunks_are_data_and_names_match() {
-        assert_eq!(next_state(TableDir::Input, Chunks::one(200), NONE), ESTABLISHED);
+        assert_eq!(
+            next_state(TableDir::Input, Chunks::one(200), NONE),
+            ESTABLISHED
+        );
         assert_eq!(state_name(COOKIE_SENT), "C-SENT");
         assert_eq!(state_name(SHUTDOWN_ACK_SENT), "S-ACK-SENT");
         assert_eq!(state_name(14), "ERR!");

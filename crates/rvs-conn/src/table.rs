@@ -114,7 +114,7 @@ impl ConnTable {
     /// An empty table with default sysctls and timeouts and a fixed hash
     /// seed (deterministic; see [`ConnTable::with_seed`]).
     pub fn new() -> ConnTable {
-        ConnTable::with_seed(0x5eed_1b5_c0de)
+        ConnTable::with_seed(0x05ee_d1b5_c0de)
     }
 
     /// An empty table whose bucket hash is keyed by `seed`. A daemon facing
@@ -189,30 +189,34 @@ impl ConnTable {
 
     /// Every live entry, in slot order, as `ipvsadm -L -c` lists them.
     pub fn iter(&self) -> impl Iterator<Item = ConnEntry<'_>> + '_ {
-        self.slots.iter().enumerate().filter(|(_, c)| c.is_live()).map(move |(i, c)| {
-            let pe = self.pe.get(&(i as u32));
-            ConnEntry {
-                id: ConnId {
-                    idx: i as u32,
-                    gen: c.gen,
-                },
-                proto: proto_name(c.proto),
-                af: c.af,
-                caddr: c.caddr(),
-                cport: c.cport,
-                vaddr: c.vaddr(),
-                vport: c.vport,
-                daddr: c.daddr(),
-                dport: c.dport,
-                state: c.state_name(),
-                expires: c.expires,
-                template: c.is_template(),
-                flags: c.flags,
-                dest: c.dest(),
-                pe_name: pe.map(|p| p.name),
-                pe_data: pe.map(|p| &p.data[..]),
-            }
-        })
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_live())
+            .map(move |(i, c)| {
+                let pe = self.pe.get(&(i as u32));
+                ConnEntry {
+                    id: ConnId {
+                        idx: i as u32,
+                        gen: c.gen,
+                    },
+                    proto: proto_name(c.proto),
+                    af: c.af,
+                    caddr: c.caddr(),
+                    cport: c.cport,
+                    vaddr: c.vaddr(),
+                    vport: c.vport,
+                    daddr: c.daddr(),
+                    dport: c.dport,
+                    state: c.state_name(),
+                    expires: c.expires,
+                    template: c.is_template(),
+                    flags: c.flags,
+                    dest: c.dest(),
+                    pe_name: pe.map(|p| p.name),
+                    pe_data: pe.map(|p| &p.data[..]),
+                }
+            })
     }
 
     /// Memory held by the table.
@@ -241,7 +245,10 @@ impl ConnTable {
     fn hash_addr(&self, proto: u8, addr: &Addr, port: u16) -> u64 {
         let (a, b) = addr.words();
         let x = fold(a ^ self.seed[0] ^ K0, b ^ self.seed[1] ^ K1);
-        fold(x ^ ((proto as u64) << 16 | port as u64) ^ K2, self.seed[0] ^ K1)
+        fold(
+            x ^ ((proto as u64) << 16 | port as u64) ^ K2,
+            self.seed[0] ^ K1,
+        )
     }
 
     fn hash_bytes(&self, data: &[u8]) -> u64 {
@@ -972,9 +979,7 @@ fn new_conn_expected(c: &Conn, mode: u8) -> bool {
         Some(Protocol::Tcp) => {
             c.state == tcp::TIME_WAIT
                 || c.state == tcp::CLOSE
-                || (mode & 2 != 0
-                    && c.state == tcp::FIN_WAIT
-                    && c.flags & CONN_F_NOOUTPUT != 0)
+                || (mode & 2 != 0 && c.state == tcp::FIN_WAIT && c.flags & CONN_F_NOOUTPUT != 0)
         }
         Some(Protocol::Sctp) => c.state == sctp::CLOSED,
         _ => false,

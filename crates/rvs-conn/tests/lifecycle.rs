@@ -40,17 +40,26 @@ fn nat_connection_lifetime() {
     assert_eq!(d.counts(svc, rs(1), 80), (1, 0, 0));
 
     let srv = (rs(1), 80);
-    d.reply(Protocol::Tcp, srv, c, T(tcp::SYN | tcp::ACK), 60, 100).unwrap();
+    d.reply(Protocol::Tcp, srv, c, T(tcp::SYN | tcp::ACK), 60, 100)
+        .unwrap();
     assert_eq!(state_and_left(&d, 100), vec![("SYN_RECV".into(), 60)]);
     d.request(svc, &pkt, T(tcp::ACK), 52, 200).unwrap();
     assert_eq!(state_and_left(&d, 200), vec![("ESTABLISHED".into(), 900)]);
     // Idle time counts from the last packet.
-    assert_eq!(state_and_left(&d, 200 + 300 * SEC), vec![("ESTABLISHED".into(), 600)]);
-    d.reply(Protocol::Tcp, srv, c, T(tcp::FIN | tcp::ACK), 52, 10 * SEC).unwrap();
+    assert_eq!(
+        state_and_left(&d, 200 + 300 * SEC),
+        vec![("ESTABLISHED".into(), 600)]
+    );
+    d.reply(Protocol::Tcp, srv, c, T(tcp::FIN | tcp::ACK), 52, 10 * SEC)
+        .unwrap();
     assert_eq!(state_and_left(&d, 10 * SEC), vec![("FIN_WAIT".into(), 120)]);
     assert_eq!(d.counts(svc, rs(1), 80), (0, 1, 0));
-    d.request(svc, &pkt, T(tcp::FIN | tcp::ACK), 52, 11 * SEC).unwrap();
-    assert_eq!(state_and_left(&d, 11 * SEC), vec![("TIME_WAIT".into(), 120)]);
+    d.request(svc, &pkt, T(tcp::FIN | tcp::ACK), 52, 11 * SEC)
+        .unwrap();
+    assert_eq!(
+        state_and_left(&d, 11 * SEC),
+        vec![("TIME_WAIT".into(), 120)]
+    );
 
     // Expires exactly 120 s after the last packet.
     assert_eq!(d.conns.expire(131 * SEC - 1, &mut d.services), 0);
@@ -74,7 +83,8 @@ fn direct_routing_fin_wait_stays() {
     d.request(svc, &pkt, T(tcp::ACK), 52, SEC).unwrap();
     assert_eq!(state_and_left(&d, SEC), vec![("ESTABLISHED".into(), 900)]);
     assert_eq!(d.counts(svc, rs(1), 80), (1, 0, 0));
-    d.request(svc, &pkt, T(tcp::FIN | tcp::ACK), 52, 2 * SEC).unwrap();
+    d.request(svc, &pkt, T(tcp::FIN | tcp::ACK), 52, 2 * SEC)
+        .unwrap();
     assert_eq!(state_and_left(&d, 2 * SEC), vec![("FIN_WAIT".into(), 120)]);
     // The replies are never seen, so the client's last ACK keeps FIN_WAIT.
     d.request(svc, &pkt, T(tcp::ACK), 52, 3 * SEC).unwrap();
@@ -98,8 +108,12 @@ fn first_reply_clears_nooutput() {
     let pkt = Packet::new(Protocol::Tcp, c.0, c.1, VIP, 80);
     d.request(svc, &pkt, T(tcp::SYN), 60, 0).unwrap();
     // Replies of non-NAT entries come from the virtual address.
-    assert!(d.reply(Protocol::Tcp, (rs(1), 80), c, T(tcp::ACK), 40, 1).is_none());
-    let info = d.reply(Protocol::Tcp, (VIP, 80), c, T(tcp::SYN | tcp::ACK), 40, 1).unwrap();
+    assert!(d
+        .reply(Protocol::Tcp, (rs(1), 80), c, T(tcp::ACK), 40, 1)
+        .is_none());
+    let info = d
+        .reply(Protocol::Tcp, (VIP, 80), c, T(tcp::SYN | tcp::ACK), 40, 1)
+        .unwrap();
     assert_eq!(info.flags & CONN_F_NOOUTPUT, 0);
     // Now INPUT (not INPUT_ONLY) applies: a client FIN in ES goes to CLOSE_WAIT.
     d.request(svc, &pkt, T(tcp::ACK), 40, 2).unwrap();
@@ -120,7 +134,8 @@ fn set_changes_only_established_fin_wait_and_udp() {
     assert_eq!(state_and_left(&d, 0), vec![("SYN_RECV".into(), 60)]);
     d.request(svc, &pkt, T(tcp::ACK), 60, 0).unwrap();
     assert_eq!(state_and_left(&d, 0), vec![("ESTABLISHED".into(), 100)]);
-    d.reply(Protocol::Tcp, (rs(1), 80), c, T(tcp::FIN), 60, 0).unwrap();
+    d.reply(Protocol::Tcp, (rs(1), 80), c, T(tcp::FIN), 60, 0)
+        .unwrap();
     // The oracle: FIN_WAIT 29 a moment after `--set 100 30 40`.
     assert_eq!(state_and_left(&d, 0), vec![("FIN_WAIT".into(), 30)]);
     d.request(svc, &pkt, T(tcp::FIN | tcp::ACK), 60, 0).unwrap();
@@ -130,7 +145,10 @@ fn set_changes_only_established_fin_wait_and_udp() {
     d.add_service(u, "rr", 0, None);
     d.add_dest(u, rs(1), 53);
     d.udp_exchange(u, (client(11), 5000), b"q", 0).unwrap();
-    let udp: Vec<_> = state_and_left(&d, 0).into_iter().filter(|(s, _)| s == "UDP").collect();
+    let udp: Vec<_> = state_and_left(&d, 0)
+        .into_iter()
+        .filter(|(s, _)| s == "UDP")
+        .collect();
     assert_eq!(udp, vec![("UDP".into(), 40)]);
 }
 
@@ -165,7 +183,9 @@ fn one_packet_udp_schedules_every_datagram() {
     }
     let got: Vec<_> = (0..3)
         .map(|i| {
-            let info = d.udp_exchange(u, (client(11), 5001), b"ping", i * 10).unwrap();
+            let info = d
+                .udp_exchange(u, (client(11), 5001), b"ping", i * 10)
+                .unwrap();
             Director::rs_name(info.daddr)
         })
         .collect();
@@ -194,8 +214,17 @@ fn upper_threshold_sets_overload_and_three_quarters_clear_it() {
     for i in 0..4u16 {
         let p = Packet::new(Protocol::Tcp, client(10), 1000 + i, VIP, 80);
         let info = d.request(svc, &p, T(tcp::SYN), 60, 0).unwrap();
-        ids.push(d.conns.lookup_in(Protocol::Tcp, info.caddr, info.cport, VIP, 80).unwrap());
-        assert_eq!(d.dest(svc, rs(1), 80).overload, i == 3, "after {} conns", i + 1);
+        ids.push(
+            d.conns
+                .lookup_in(Protocol::Tcp, info.caddr, info.cport, VIP, 80)
+                .unwrap(),
+        );
+        assert_eq!(
+            d.dest(svc, rs(1), 80).overload,
+            i == 3,
+            "after {} conns",
+            i + 1
+        );
     }
     // Full: no destination for the fifth.
     let p = Packet::new(Protocol::Tcp, client(10), 2000, VIP, 80);
@@ -263,7 +292,8 @@ fn secure_tcp_nat_handshake_needs_the_server() {
     let s = |d: &Director| state_and_left(d, 0)[0].0.clone();
     d.request(svc, &pkt, T(tcp::SYN), 60, 0).unwrap();
     assert_eq!(s(&d), "SYN_RECV");
-    d.reply(Protocol::Tcp, srv, c, T(tcp::SYN | tcp::ACK), 60, 0).unwrap();
+    d.reply(Protocol::Tcp, srv, c, T(tcp::SYN | tcp::ACK), 60, 0)
+        .unwrap();
     assert_eq!(s(&d), "SYNACK");
     d.request(svc, &pkt, T(tcp::ACK), 60, 0).unwrap();
     assert_eq!(s(&d), "SYNACK");
@@ -275,7 +305,10 @@ fn secure_tcp_nat_handshake_needs_the_server() {
     let pkt2 = Packet::new(Protocol::Tcp, c.0, 40001, VIP, 80);
     d.request(svc, &pkt2, T(tcp::SYN), 60, 0).unwrap();
     d.request(svc, &pkt2, T(tcp::ACK), 60, 0).unwrap();
-    let id = d.conns.lookup_in(Protocol::Tcp, c.0, 40001, VIP, 80).unwrap();
+    let id = d
+        .conns
+        .lookup_in(Protocol::Tcp, c.0, 40001, VIP, 80)
+        .unwrap();
     assert_eq!(d.conns.get(id).unwrap().state_name(), "ESTABLISHED");
 }
 
@@ -286,10 +319,19 @@ fn non_syn_packets_do_not_create_entries_unless_sloppy() {
     d.add_service(svc, "rr", 0, None);
     d.add_dest(svc, rs(1), 80);
     let pkt = Packet::new(Protocol::Tcp, client(10), 40000, VIP, 80);
-    assert_eq!(d.request(svc, &pkt, T(tcp::ACK), 40, 0), Err(NotForwarded::Refused));
-    assert_eq!(d.request(svc, &pkt, T(tcp::RST), 40, 0), Err(NotForwarded::Refused));
+    assert_eq!(
+        d.request(svc, &pkt, T(tcp::ACK), 40, 0),
+        Err(NotForwarded::Refused)
+    );
+    assert_eq!(
+        d.request(svc, &pkt, T(tcp::RST), 40, 0),
+        Err(NotForwarded::Refused)
+    );
     d.conns.sysctls.sloppy_tcp = true;
-    assert_eq!(d.request(svc, &pkt, T(tcp::RST), 40, 0), Err(NotForwarded::Refused));
+    assert_eq!(
+        d.request(svc, &pkt, T(tcp::RST), 40, 0),
+        Err(NotForwarded::Refused)
+    );
     let info = d.request(svc, &pkt, T(tcp::ACK), 40, 0).unwrap();
     // A mid-stream ACK in NONE goes straight to ESTABLISHED.
     assert_eq!(info.state, tcp::ESTABLISHED);
@@ -306,13 +348,19 @@ fn conn_reuse_mode_reschedules_a_syn_on_time_wait() {
     // The oracle's section 11.
     let a = d.tcp_close_session(svc, (client(10), 40000), 0).unwrap();
     let b = d.tcp_close_session(svc, (client(10), 40000), 100).unwrap();
-    assert_eq!((Director::rs_name(a.daddr), Director::rs_name(b.daddr)), ("rs3".into(), "rs2".into()));
+    assert_eq!(
+        (Director::rs_name(a.daddr), Director::rs_name(b.daddr)),
+        ("rs3".into(), "rs2".into())
+    );
     assert_eq!(d.counts(svc, rs(3), 80), (0, 0, 0));
     assert_eq!(d.counts(svc, rs(2), 80), (0, 1, 0));
     d.conns.sysctls.conn_reuse_mode = 0;
     let a = d.tcp_close_session(svc, (client(11), 40001), 200).unwrap();
     let b = d.tcp_close_session(svc, (client(11), 40001), 300).unwrap();
-    assert_eq!((Director::rs_name(a.daddr), Director::rs_name(b.daddr)), ("rs1".into(), "rs1".into()));
+    assert_eq!(
+        (Director::rs_name(a.daddr), Director::rs_name(b.daddr)),
+        ("rs1".into(), "rs1".into())
+    );
     assert_eq!(d.counts(svc, rs(1), 80), (0, 1, 0));
     assert_eq!(d.conns.len(), 2);
 }
@@ -353,12 +401,18 @@ fn deleted_real_server_drops_or_reschedules() {
     d.request(svc, &pkt, T(tcp::ACK), 60, 0).unwrap();
     d.del_dest(svc, first.daddr, 80, SEC);
     // Off: dropped, the entry stays (and keeps counting in the trash).
-    assert_eq!(d.request(svc, &pkt, T(tcp::ACK), 60, 2 * SEC), Err(NotForwarded::Dropped));
+    assert_eq!(
+        d.request(svc, &pkt, T(tcp::ACK), 60, 2 * SEC),
+        Err(NotForwarded::Dropped)
+    );
     assert_eq!(d.conns.len(), 1);
     assert_eq!(d.dest_by_id(id0).activeconns, 1);
     // On: the entry expires and a non-SYN packet finds nothing to schedule.
     d.conns.sysctls.expire_nodest_conn = true;
-    assert_eq!(d.request(svc, &pkt, T(tcp::ACK), 60, 3 * SEC), Err(NotForwarded::Refused));
+    assert_eq!(
+        d.request(svc, &pkt, T(tcp::ACK), 60, 3 * SEC),
+        Err(NotForwarded::Refused)
+    );
     assert!(d.conns.is_empty());
     assert_eq!(d.dest_by_id(id0).activeconns, 0);
     // A SYN is scheduled on the remaining server.
@@ -432,16 +486,25 @@ fn proxy_events_drive_the_same_states() {
 
     let pkt = Packet::new(Protocol::Tcp, client(10), 2, VIP, 80);
     let id2 = d.schedule(svc, &pkt, 0).unwrap();
-    d.conns.proxy_event(id2, ProxyEvent::Established, 0, &mut d.services);
-    d.conns.proxy_event(id2, ProxyEvent::ClientFin, 0, &mut d.services);
-    let i = d.conns.proxy_event(id2, ProxyEvent::Closed, 0, &mut d.services).unwrap();
+    d.conns
+        .proxy_event(id2, ProxyEvent::Established, 0, &mut d.services);
+    d.conns
+        .proxy_event(id2, ProxyEvent::ClientFin, 0, &mut d.services);
+    let i = d
+        .conns
+        .proxy_event(id2, ProxyEvent::Closed, 0, &mut d.services)
+        .unwrap();
     assert_eq!(tcp::state_name(i.state), "CLOSE");
     let pkt = Packet::new(Protocol::Tcp, client(10), 3, VIP, 80);
     let id3 = d.schedule(svc, &pkt, 0).unwrap();
-    let i = d.conns.proxy_event(id3, ProxyEvent::ServerReset, 0, &mut d.services).unwrap();
+    let i = d
+        .conns
+        .proxy_event(id3, ProxyEvent::ServerReset, 0, &mut d.services)
+        .unwrap();
     assert_eq!(tcp::state_name(i.state), "CLOSE");
     // Data through process: counted as traffic.
-    d.conns.process(id, Direction::Input, T(tcp::ACK), 1000, 1, &mut d.services);
+    d.conns
+        .process(id, Direction::Input, T(tcp::ACK), 1000, 1, &mut d.services);
     assert_eq!(d.services.service(&svc).unwrap().stats.total.inbytes, 1000);
 }
 
@@ -467,12 +530,28 @@ fn entries_without_client_port_match_any_port_once() {
         pe: None,
     };
     let data = d.conns.create(spec, Some(&mut dest), 0);
-    assert_eq!(d.conns.lookup_in(Protocol::Tcp, client(10), 5555, VIP, 30000), Some(data));
-    assert_eq!(d.conns.lookup_in(Protocol::Tcp, client(10), 5555, VIP, 30001), None);
+    assert_eq!(
+        d.conns
+            .lookup_in(Protocol::Tcp, client(10), 5555, VIP, 30000),
+        Some(data)
+    );
+    assert_eq!(
+        d.conns
+            .lookup_in(Protocol::Tcp, client(10), 5555, VIP, 30001),
+        None
+    );
     d.conns.fill_cport(data, 5555);
     assert_eq!(d.conns.get(data).unwrap().flags() & CONN_F_NO_CPORT, 0);
-    assert_eq!(d.conns.lookup_in(Protocol::Tcp, client(10), 5555, VIP, 30000), Some(data));
-    assert_eq!(d.conns.lookup_in(Protocol::Tcp, client(10), 5556, VIP, 30000), None);
+    assert_eq!(
+        d.conns
+            .lookup_in(Protocol::Tcp, client(10), 5555, VIP, 30000),
+        Some(data)
+    );
+    assert_eq!(
+        d.conns
+            .lookup_in(Protocol::Tcp, client(10), 5556, VIP, 30000),
+        None
+    );
     assert_ne!(d.conns.get(data).unwrap().flags() & CONN_F_INACTIVE, 0);
 }
 
@@ -488,6 +567,9 @@ fn stale_handles_are_refused() {
     assert!(d.conns.get(id).is_none());
     let id2 = d.schedule(svc, &pkt, 20 * SEC).unwrap();
     assert_ne!(id, id2);
-    assert!(d.conns.process(id, Direction::Input, T(tcp::SYN), 1, 0, &mut d.services).is_none());
+    assert!(d
+        .conns
+        .process(id, Direction::Input, T(tcp::SYN), 1, 0, &mut d.services)
+        .is_none());
     assert!(d.conns.get(id2).is_some());
 }

@@ -4,7 +4,9 @@
 
 use rvs_conn::tcp::{self, next_state_for, Event, TableDir};
 
-const STATES: [&str; 11] = ["NO", "ES", "SS", "SR", "FW", "TW", "CL", "CW", "LA", "LI", "SA"];
+const STATES: [&str; 11] = [
+    "NO", "ES", "SS", "SR", "FW", "TW", "CL", "CW", "LA", "LI", "SA",
+];
 
 const INPUT: &str = "
 | syn | SR | ES | ES | SR | SR | SR | SR | SR | SR | SR | SR |
@@ -62,7 +64,11 @@ fn event(name: &str) -> Event {
 fn cells(table: &str) -> Vec<(Event, u8, u8)> {
     let mut out = Vec::new();
     for line in table.lines().filter(|l| l.starts_with('|')) {
-        let f: Vec<&str> = line.split('|').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let f: Vec<&str> = line
+            .split('|')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         assert_eq!(f.len(), 12, "{line}");
         for (col, to) in f[1..].iter().enumerate() {
             out.push((event(f[0]), col as u8, state(to)));
@@ -128,11 +134,21 @@ fn flags_pick_the_row() {
         tcp::SYN_RECV
     );
     assert_eq!(
-        tcp::next_state(false, TableDir::Output, tcp::FIN | tcp::ACK, tcp::ESTABLISHED),
+        tcp::next_state(
+            false,
+            TableDir::Output,
+            tcp::FIN | tcp::ACK,
+            tcp::ESTABLISHED
+        ),
         tcp::FIN_WAIT
     );
     assert_eq!(
-        tcp::next_state(false, TableDir::Input, tcp::RST | tcp::ACK, tcp::ESTABLISHED),
+        tcp::next_state(
+            false,
+            TableDir::Input,
+            tcp::RST | tcp::ACK,
+            tcp::ESTABLISHED
+        ),
         tcp::CLOSE
     );
 }

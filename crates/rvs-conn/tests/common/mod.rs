@@ -69,7 +69,13 @@ impl Director {
 
     /// `-A` with scheduler `sched`, persistence `timeout` (0 = none) and
     /// netmask / prefix length.
-    pub fn add_service(&mut self, key: ServiceKey, sched: &str, timeout: u32, netmask: Option<u32>) {
+    pub fn add_service(
+        &mut self,
+        key: ServiceKey,
+        sched: &str,
+        timeout: u32,
+        netmask: Option<u32>,
+    ) {
         let mut cfg = ServiceConfig::defaults(key.af());
         cfg.scheduler = sched.to_string();
         if timeout > 0 {
@@ -109,7 +115,13 @@ impl Director {
         }
     }
 
-    pub fn edit_dest(&mut self, key: ServiceKey, addr: IpAddr, port: u16, f: impl FnOnce(&mut DestConfig)) {
+    pub fn edit_dest(
+        &mut self,
+        key: ServiceKey,
+        addr: IpAddr,
+        port: u16,
+        f: impl FnOnce(&mut DestConfig),
+    ) {
         let svc = self.services.service(&key).unwrap();
         let i = svc.dest_index(&addr, port).unwrap();
         let mut cfg = svc.dests[i].config.clone();
@@ -152,7 +164,12 @@ impl Director {
     }
 
     /// Schedules through the service table's service and totals.
-    pub fn schedule(&mut self, key: ServiceKey, pkt: &Packet<'_>, now: Time) -> Result<ConnId, Unscheduled> {
+    pub fn schedule(
+        &mut self,
+        key: ServiceKey,
+        pkt: &Packet<'_>,
+        now: Time,
+    ) -> Result<ConnId, Unscheduled> {
         let mut totals = std::mem::take(&mut self.services.totals);
         let svc = self.services.service_mut(&key).expect("service");
         let r = self.conns.schedule(svc, pkt, now, &mut totals);
@@ -190,7 +207,10 @@ impl Director {
             .conns
             .lookup_in(pkt.proto, pkt.saddr, pkt.sport, pkt.daddr, pkt.dport);
         if let Some(i) = id {
-            match self.conns.check_in(i, is_new_conn(l4), now, &mut self.services) {
+            match self
+                .conns
+                .check_in(i, is_new_conn(l4), now, &mut self.services)
+            {
                 InVerdict::Hit(i) => id = Some(i),
                 InVerdict::Miss => {
                     // The kernel's timer for the old entry fires right away.
@@ -208,7 +228,8 @@ impl Director {
                 if self.services.service(&key).is_none() {
                     return Err(NotForwarded::NoService);
                 }
-                self.schedule(key, pkt, now).map_err(NotForwarded::NotScheduled)?
+                self.schedule(key, pkt, now)
+                    .map_err(NotForwarded::NotScheduled)?
             }
         };
         Ok(self
@@ -274,7 +295,14 @@ impl Director {
         };
         let pkt = Packet::new(Protocol::Udp, c.0, c.1, vaddr, vport).with_payload(payload);
         let info = self.request(key, &pkt, Transport::Udp, 28 + payload.len() as u64, now)?;
-        self.reply(Protocol::Udp, (info.daddr, info.dport), c, Transport::Udp, 32, now + 1);
+        self.reply(
+            Protocol::Udp,
+            (info.daddr, info.dport),
+            c,
+            Transport::Udp,
+            32,
+            now + 1,
+        );
         Ok(info)
     }
 
@@ -395,7 +423,9 @@ pub fn section<'a>(capture: &'a str, start: &str, nth: usize) -> Vec<&'a str> {
             if seen == nth {
                 return lines[i + 1..]
                     .iter()
-                    .take_while(|l| !l.starts_with('$') && !l.starts_with('#') && !l.starts_with('['))
+                    .take_while(|l| {
+                        !l.starts_with('$') && !l.starts_with('#') && !l.starts_with('[')
+                    })
                     .copied()
                     .collect();
             }
