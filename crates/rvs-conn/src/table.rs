@@ -480,7 +480,7 @@ impl ConnTable {
         let mut flags = spec.flags & !CONN_F_HASHED;
         let mut dest_raw = NO_DEST;
         if let Some(d) = dest {
-            flags = bind_dest(d, spec.proto, flags);
+            flags = bind_dest(d, flags);
             dest_raw = d.id.0;
         }
         {
@@ -765,7 +765,8 @@ impl ConnTable {
     }
 
     /// Handles one packet of entry `id`: counts it in the real server's
-    /// statistics (`bytes` = IP length), runs the protocol state machine for
+    /// statistics through the store (`bytes` = IP length; the store counts
+    /// only while the server is available, as Linux does), runs the protocol state machine for
     /// `dir`, and puts the entry back (re-arming its timer; a one-packet
     /// entry is freed). Returns the entry as it is after the packet, or
     /// `None` if `id` is stale.
@@ -1006,7 +1007,7 @@ pub fn dest_conn_flags(d: &Dest) -> u32 {
 /// `ip_vs_bind_dest`: counts a new entry in the real server (connections
 /// start inactive, templates count in `persistconns`) and sets OVERLOAD
 /// once active + inactive reaches the upper threshold.
-pub(crate) fn bind_dest(d: &mut Dest, _proto: u8, flags: u32) -> u32 {
+pub(crate) fn bind_dest(d: &mut Dest, flags: u32) -> u32 {
     let flags = flags | dest_conn_flags(d);
     if flags & CONN_F_TEMPLATE == 0 {
         if flags & CONN_F_INACTIVE == 0 {

@@ -573,3 +573,25 @@ fn stale_handles_are_refused() {
         .is_none());
     assert!(d.conns.get(id2).is_some());
 }
+
+#[test]
+fn memory_per_entry_stays_small() {
+    let mut d = Director::new();
+    let svc = tcp_svc(80);
+    d.add_service(svc, "rr", 0, None);
+    d.add_dest(svc, rs(1), 80);
+    for i in 0..10_000u32 {
+        let c = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        d.schedule(svc, &Packet::new(Protocol::Tcp, c, 1000, VIP, 80), 0)
+            .unwrap();
+    }
+    let m = d.conns.memory();
+    assert_eq!(m.entries, 10_000);
+    assert!(m.entry_bytes <= 120, "{m:?}");
+    // An entry, a 4-byte bucket and a 16-byte timer item each, at most
+    // doubled by geometric growth.
+    assert!(
+        m.total_bytes <= 2 * m.entries * (m.entry_bytes + 4 + 16),
+        "{m:?}"
+    );
+}
