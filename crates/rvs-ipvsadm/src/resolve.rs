@@ -19,6 +19,19 @@ struct HostEntry {
     names: Vec<String>,
 }
 
+impl HostEntry {
+    /// The line's address as an IPv4 (`AF_INET`) lookup sees it: glibc
+    /// reads an IPv4-mapped IPv6 line as its IPv4 address and `::1` as
+    /// 127.0.0.1; other IPv6 lines do not exist for such lookups.
+    fn as_v4(&self) -> Option<Ipv4Addr> {
+        match self.addr {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(a) if a.is_loopback() => Some(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(a) => a.to_ipv4_mapped(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct ServEntry {
     port: u16,
@@ -123,18 +136,21 @@ impl NameDb {
         if name.bytes().all(|b| b.is_ascii_digit() || b == b'.') && !name.ends_with('.') {
             return None;
         }
-        self.hosts.iter().find_map(|h| match h.addr {
-            IpAddr::V4(a) if h.names.iter().any(|n| n.eq_ignore_ascii_case(name)) => Some(a),
-            _ => None,
-        })
+        self.hosts
+            .iter()
+            .filter(|h| h.names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+            .find_map(HostEntry::as_v4)
     }
 
     /// `gethostbyaddr`: the canonical name of the first hosts line with
-    /// this address.
+    /// this address (for IPv4, as [`HostEntry::as_v4`] reads the lines).
     pub fn addr_to_host(&self, addr: &IpAddr) -> Option<&str> {
         self.hosts
             .iter()
-            .find(|h| h.addr == *addr)
+            .find(|h| match addr {
+                IpAddr::V4(a) => h.as_v4() == Some(*a),
+                IpAddr::V6(_) => h.addr == *addr,
+            })
             .and_then(|h| h.names.first())
             .map(String::as_str)
     }
@@ -174,7 +190,7 @@ mod tests {
         );
         assert_eq!(db.host_to_v4("oracle"), Some(Ipv4Addr::new(127, 0, 1, 1)));
         assert_eq!(db.host_to_v4("ALIAS"), Some(Ipv4Addr::new(127, 0, 1, 1)));
-        assert_eq!(db.host_to_v4("ip6-localhost"), None);
+        assert_eq!(db.host_to_v4("ip6-localhost"), Some(Ipv4Addr::LOCALHOST));
         assert_eq!(db.host_to_v4("10.0.0.1"), None);
         assert_eq!(db.addr_to_host(&"::1".parse().unwrap()), Some("localhost"));
         assert_eq!(
@@ -182,6 +198,22 @@ mod tests {
             Some("Oracle")
         );
         assert_eq!(db.addr_to_host(&"10.0.0.1".parse().unwrap()), None);
+        let db = NameDb::from_text(
+            "::1 v6-loop\n::ffff:10.1.2.3 mapped\n2001:db8::1 v6\n127.0.0.1 localhost\n",
+            "",
+        );
+        assert_eq!(db.host_to_v4("v6-loop"), Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(db.host_to_v4("mapped"), Some(Ipv4Addr::new(10, 1, 2, 3)));
+        assert_eq!(db.host_to_v4("v6"), None);
+        assert_eq!(
+            db.addr_to_host(&"127.0.0.1".parse().unwrap()),
+            Some("v6-loop")
+        );
+        assert_eq!(db.addr_to_host(&"::1".parse().unwrap()), Some("v6-loop"));
+        assert_eq!(
+            db.addr_to_host(&"::ffff:10.1.2.3".parse().unwrap()),
+            Some("mapped")
+        );
     }
 
     #[test]

@@ -212,7 +212,13 @@ pub fn service_entry(out: &mut Vec<u8>, se: &ServiceEntry, format: u32, names: &
     if format & fmt::NOSORT == 0 {
         sort_dests(&mut dests);
     }
-    let proto = proto_number(se.key.protocol());
+    // The kernel reports no protocol for fwmark services, so their real
+    // servers' ports never get service names.
+    let proto = if se.key.is_fwmark() {
+        0
+    } else {
+        proto_number(se.key.protocol())
+    };
     for d in &dests {
         let c = &d.config;
         let mut dname = addrport_to_anyname(&c.addr, c.port, proto, format, names);

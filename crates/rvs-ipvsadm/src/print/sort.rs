@@ -118,6 +118,209 @@ pub fn sort_dests(dests: &mut [DestEntry]) {
 mod tests {
     use super::*;
 
+    use rvs_core::{Af, Counters, DestConfig, Protocol, Rates, ServiceConfig, ServiceKey};
+
+    /// "TCP 10.0.0.1:80", "UDP [2001:db8::1]:53", "FWM -255 IPv6" -> a service.
+    fn svc(spec: &str) -> ServiceEntry {
+        let w: Vec<&str> = spec.split_whitespace().collect();
+        let key = if w[0] == "FWM" {
+            let af = if w.get(2) == Some(&"IPv6") {
+                Af::Inet6
+            } else {
+                Af::Inet
+            };
+            ServiceKey::Fwmark {
+                mark: w[1].parse::<i32>().unwrap() as u32,
+                af,
+            }
+        } else {
+            let proto = match w[0] {
+                "TCP" => Protocol::Tcp,
+                "UDP" => Protocol::Udp,
+                _ => Protocol::Sctp,
+            };
+            let (a, p) = w[1].rsplit_once(':').unwrap();
+            let addr = a
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .unwrap();
+            ServiceKey::Addr {
+                proto,
+                addr,
+                port: p.parse().unwrap(),
+            }
+        };
+        ServiceEntry {
+            key,
+            config: ServiceConfig::defaults(key.af()),
+            stats: Counters::default(),
+            rates: Rates::default(),
+            dests: Vec::new(),
+        }
+    }
+
+    fn sorted(kernel_order: &[&str]) -> Vec<String> {
+        let mut v: Vec<ServiceEntry> = kernel_order.iter().map(|s| svc(s)).collect();
+        sort_services(&mut v);
+        let back: std::collections::HashMap<String, &str> = kernel_order
+            .iter()
+            .map(|s| (format!("{:?}", svc(s).key), *s))
+            .collect();
+        v.iter()
+            .map(|e| back[&format!("{:?}", e.key)].to_string())
+            .collect()
+    }
+
+    // The kernel orders and ipvsadm results of tests/golden/cases/sorting.out.
+    #[test]
+    fn golden_fwmark_order() {
+        let got = sorted(&[
+            "UDP 10.0.0.22:80",
+            "TCP 10.0.0.1:80",
+            "FWM -255 IPv6",
+            "FWM 1 IPv6",
+            "FWM -2147483647 IPv6",
+            "FWM -1294967295",
+            "FWM 257",
+            "FWM -255",
+            "FWM -2147483647",
+            "FWM 1",
+        ]);
+        assert_eq!(
+            got,
+            [
+                "FWM -2147483647",
+                "FWM -1294967295",
+                "FWM -255",
+                "FWM -255 IPv6",
+                "TCP 10.0.0.1:80",
+                "UDP 10.0.0.22:80",
+                "FWM 1",
+                "FWM 1 IPv6",
+                "FWM 257",
+                "FWM -2147483647 IPv6",
+            ]
+        );
+    }
+
+    #[test]
+    fn golden_far_apart_ipv4_orders() {
+        let want = [
+            "TCP 100.0.0.1:80",
+            "TCP 127.255.255.1:80",
+            "TCP 128.0.0.1:80",
+            "TCP 150.0.0.1:80",
+            "TCP 200.1.1.1:80",
+            "TCP 250.0.0.1:80",
+            "TCP 1.2.3.1:80",
+            "TCP 10.0.0.1:80",
+        ];
+        let a = [
+            "TCP 127.255.255.1:80",
+            "TCP 128.0.0.1:80",
+            "TCP 250.0.0.1:80",
+            "TCP 1.2.3.1:80",
+            "TCP 150.0.0.1:80",
+            "TCP 100.0.0.1:80",
+            "TCP 200.1.1.1:80",
+            "TCP 10.0.0.1:80",
+        ];
+        assert_eq!(sorted(&a), want);
+        let b: Vec<&str> = a.iter().rev().copied().collect();
+        assert_eq!(sorted(&b), want);
+    }
+
+    #[test]
+    fn golden_ipv6_words() {
+        let got = sorted(&[
+            "TCP [f001:db8::1]:80",
+            "TCP [1:db8::1]:80",
+            "TCP [8001:db8::1]:80",
+            "TCP [2001:db8::8000:0:0:1]:80",
+            "TCP [a001:db8::1]:80",
+            "TCP [2001:db8::1]:80",
+        ]);
+        assert_eq!(
+            got,
+            [
+                "TCP [f001:db8::1]:80",
+                "TCP [1:db8::1]:80",
+                "TCP [2001:db8::8000:0:0:1]:80",
+                "TCP [8001:db8::1]:80",
+                "TCP [a001:db8::1]:80",
+                "TCP [2001:db8::1]:80",
+            ]
+        );
+    }
+
+    fn dest(s: &str) -> DestEntry {
+        let (a, p) = s.rsplit_once(':').unwrap();
+        let a = a.trim_start_matches('[').trim_end_matches(']');
+        DestEntry {
+            config: DestConfig::new(a.parse().unwrap(), p.parse().unwrap()),
+            activeconns: 0,
+            inactconns: 0,
+            persistconns: 0,
+            stats: Counters::default(),
+            rates: Rates::default(),
+        }
+    }
+
+    fn sorted_dests(kernel_order: &[&str]) -> Vec<String> {
+        let mut v: Vec<DestEntry> = kernel_order.iter().map(|s| dest(s)).collect();
+        sort_dests(&mut v);
+        v.iter()
+            .map(|d| match d.config.addr {
+                IpAddr::V4(a) => format!("{a}:{}", d.config.port),
+                IpAddr::V6(a) => format!("[{a}]:{}", d.config.port),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn golden_dest_orders() {
+        assert_eq!(
+            sorted_dests(&[
+                "200.0.0.1:81",
+                "127.255.255.1:80",
+                "128.0.0.1:80",
+                "223.0.0.1:80",
+                "1.0.0.1:80",
+                "150.0.0.1:80",
+                "100.0.0.1:80",
+                "200.0.0.1:80",
+                "10.0.0.1:80",
+            ]),
+            [
+                "100.0.0.1:80",
+                "127.255.255.1:80",
+                "128.0.0.1:80",
+                "150.0.0.1:80",
+                "200.0.0.1:80",
+                "200.0.0.1:81",
+                "223.0.0.1:80",
+                "1.0.0.1:80",
+                "10.0.0.1:80",
+            ]
+        );
+        // Mixed families (listing-edges.out): newest first in, as listed out.
+        assert_eq!(
+            sorted_dests(&[
+                "10.0.0.1:443",
+                "[::1.2.3.4]:443",
+                "[2001:db8::5]:443",
+                "192.168.50.1:443"
+            ]),
+            [
+                "192.168.50.1:443",
+                "[::102:304]:443",
+                "10.0.0.1:443",
+                "[2001:db8::5]:443"
+            ]
+        );
+    }
+
     #[test]
     fn msort_is_stable_and_shaped_like_glibc() {
         // Sorting pairs by the first field keeps equal keys in input order.
