@@ -791,3 +791,252 @@ pub fn parse_args_with(argv: &[String], names: &NameDb, posix: bool) -> Result<C
     }
     Ok(ce)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn argv(s: &[&str]) -> Vec<String> {
+        std::iter::once("ipvsadm")
+            .chain(s.iter().copied())
+            .map(String::from)
+            .collect()
+    }
+
+    fn db() -> NameDb {
+        NameDb::from_text("127.0.0.1 localhost\n", "http 80/tcp\nhttp-alt 8080/tcp\n")
+    }
+
+    fn parse(s: &[&str]) -> Result<Command, Exit> {
+        parse_args_with(&argv(s), &db(), false)
+    }
+
+    fn err(s: &[&str]) -> String {
+        match parse(s) {
+            Err(Exit::Fail { msg, .. }) | Err(Exit::Popt { msg }) => msg,
+            other => panic!("{s:?}: {other:?}"),
+        }
+    }
+
+    /// The options popt returns, with their arguments.
+    fn scan(s: &[&str]) -> Vec<(OptVal, Option<String>)> {
+        let a = argv(s);
+        let mut p = Popt::new(&a, false);
+        let mut v = Vec::new();
+        while let Some((o, arg)) = p.next_opt().unwrap() {
+            v.push((o.val, arg));
+        }
+        v
+    }
+
+    #[test]
+    fn popt_bundles_attaches_and_takes_optional_args() {
+        use OptVal::*;
+        assert_eq!(scan(&["-Ln"]), vec![(List, None), (Numeric, None)]);
+        assert_eq!(scan(&["-p45"]), vec![(Persistent, Some("45".into()))]);
+        assert_eq!(scan(&["-p=45"]), vec![(Persistent, Some("45".into()))]);
+        assert_eq!(scan(&["-p", "45"]), vec![(Persistent, Some("45".into()))]);
+        assert_eq!(
+            scan(&["-p", "-n"]),
+            vec![(Persistent, None), (Numeric, None)]
+        );
+        assert_eq!(scan(&["-p", ""]), vec![(Persistent, Some("".into()))]);
+        assert_eq!(scan(&["-s", "-n"]), vec![(Scheduler, Some("-n".into()))]);
+        assert_eq!(scan(&["-t="]), vec![(TcpService, Some("".into()))]);
+        assert_eq!(
+            scan(&["--scheduler=rr"]),
+            vec![(Scheduler, Some("rr".into()))]
+        );
+        assert_eq!(scan(&["-pM"]), vec![(Persistent, Some("M".into()))]);
+        assert_eq!(scan(&["--", "-L"]), vec![]);
+    }
+
+    #[test]
+    fn popt_errors_name_the_word_as_typed() {
+        let a = argv(&["-L", "-nq"]);
+        let mut p = Popt::new(&a, false);
+        assert_eq!(p.next_opt().unwrap().unwrap().0.val, OptVal::List);
+        assert_eq!(p.next_opt().unwrap().unwrap().0.val, OptVal::Numeric);
+        assert_eq!(p.next_opt().unwrap_err(), PoptError::BadOpt);
+        assert_eq!(p.bad_option(), "-nq");
+        assert_eq!(err(&["-A", "-t"]), "-t: missing argument");
+        assert_eq!(
+            err(&["-L", "-n=5"]),
+            "-n=5: option does not take an argument"
+        );
+        assert_eq!(
+            err(&["-L", "--numeric=1"]),
+            "--numeric=1: option does not take an argument"
+        );
+        assert_eq!(err(&["-LA"]), "invalid option `-LA'");
+        assert_eq!(
+            err(&["-L", "--start-daemon", "master"]),
+            "invalid option `master'"
+        );
+        assert_eq!(
+            err(&["-A", "-t", "1.2.3.4:80", "-I", "5"]),
+            "-I: unknown option"
+        );
+    }
+
+    #[test]
+    fn first_option_must_be_a_command() {
+        for a in [
+            &["-n"][..],
+            &["-n", "-L"],
+            &[""],
+            &["-"],
+            &["--"],
+            &["--foo"],
+            &["-Q"],
+            &["--timeout"],
+            &["--list=x"],
+        ] {
+            assert_eq!(parse(a), Err(Exit::TryHelp), "{a:?}");
+        }
+        assert_eq!(parse(&["-h", "-L"]), Err(Exit::Usage));
+        assert_eq!(parse(&["-v", "-x"]), Err(Exit::Version));
+        assert_eq!(parse(&["-L", "-h"]), Err(fail("invalid option `-h'")));
+        assert!(parse(&["foo", "-L"]).is_err_and(|e| e == fail("unexpected argument foo")));
+    }
+
+    #[test]
+    fn dest_ports_follow_the_forwarding_method() {
+        let c = parse(&["-a", "-t", "10.0.0.1:80", "-r", "192.168.1.2:8080", "-g"]).unwrap();
+        assert_eq!(c.dest.config().unwrap().port, 80);
+        let c = parse(&[
+            "-a",
+            "-t",
+            "10.0.0.1:80",
+            "-r",
+            "192.168.1.2:http-alt",
+            "-m",
+        ])
+        .unwrap();
+        assert_eq!(c.dest.config().unwrap().port, 8080);
+        let c = parse(&["-a", "-t", "10.0.0.1:80", "-r", "192.168.1.2", "-m"]).unwrap();
+        assert_eq!(c.dest.port, 80);
+        // -r before -t: the service port is not known yet.
+        let c = parse(&["-a", "-r", "192.168.1.2", "-t", "10.0.0.1:80", "-m"]).unwrap();
+        assert_eq!(c.dest.port, 0);
+        let c = parse(&["-a", "-f", "5", "-r", "192.168.1.2:8080", "-g"]).unwrap();
+        assert_eq!(c.dest.port, 8080);
+        assert_eq!(
+            err(&["-a", "-f", "4", "-6", "-r", "192.168.1.2:1", "-m"]),
+            "Different address family is allowed only for tunneling servers"
+        );
+    }
+
+    #[test]
+    fn service_attributes() {
+        let c = parse(&[
+            "-A",
+            "-t",
+            "[2001:db8::1]:80",
+            "-p",
+            "-M",
+            "64",
+            "-s",
+            "abcdefghijklmnopq",
+        ])
+        .unwrap();
+        let cfg = c.svc.config();
+        assert_eq!(
+            (cfg.netmask, cfg.timeout, cfg.scheduler.as_str()),
+            (64, 360, "abcdefghijklmno")
+        );
+        let c = parse(&["-A", "-t", "10.0.0.1:80", "-p", "30", "-M", "255.255.255.0"]).unwrap();
+        assert_eq!(c.svc.config().netmask, 0xffff_ff00);
+        // -M before -6 is read as IPv4 and then reset by -6.
+        let c = parse(&["-A", "-f", "1", "-M", "255.0.0.0", "-6", "-p"]).unwrap();
+        assert_eq!(c.svc.config().netmask, 128);
+        assert_eq!(
+            c.svc.key(),
+            Some(ServiceKey::Fwmark {
+                mark: 1,
+                af: Af::Inet6
+            })
+        );
+        let c = parse(&[
+            "-A",
+            "-u",
+            "10.0.0.1:53",
+            "-s",
+            "sh",
+            "-b",
+            "sh-port,sh-fallback",
+            "-o",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.svc.config().flags,
+            SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_ONEPACKET
+        );
+        assert_eq!(
+            parse(&["-A", "-t", "10.0.0.1:80", "-b", ","]),
+            Err(Exit::Crash)
+        );
+        let c = parse(&["-A", "-t", "10.0.0.1:80", "-s", ""]).unwrap();
+        assert_eq!(c.svc.config().scheduler, "wlc");
+        assert_eq!(c.svc.config().pe_name, None);
+    }
+
+    #[test]
+    fn zero_and_set_and_daemons() {
+        assert!(parse(&["-Z"]).unwrap().svc.is_unspecified());
+        assert!(parse(&["-Z", "-t", "0.0.0.0:0"])
+            .unwrap()
+            .svc
+            .is_unspecified());
+        assert!(!parse(&["-Z", "-t", "0.0.0.0:1"])
+            .unwrap()
+            .svc
+            .is_unspecified());
+        let c = parse(&["--set", " 1", "+2", "003"]).unwrap();
+        assert_eq!(
+            (c.timeouts.tcp, c.timeouts.tcp_fin, c.timeouts.udp),
+            (1, 2, 3)
+        );
+        assert_eq!(
+            err(&["--set", "1", "2"]),
+            "--set option requires 3 timeout values"
+        );
+        let c = parse(&[
+            "--start-daemon",
+            "backup",
+            "--mcast-group",
+            "239.1.2.3",
+            "--syncid",
+            "7",
+        ])
+        .unwrap();
+        let d = c.daemon.config();
+        assert_eq!(d.role, SyncRole::Backup);
+        assert_eq!(d.mcast_ifn, "eth0");
+        assert_eq!(d.mcast_group, Some(IpAddr::V4(Ipv4Addr::new(239, 1, 2, 3))));
+        assert_eq!(d.syncid, 7);
+        assert_eq!(
+            err(&["--start-daemon", "master", "--mcast-group", "1.2.3.4"]),
+            "invalid IPv4 mcast-group `1.2.3.4'"
+        );
+    }
+
+    #[test]
+    fn legality_comes_after_flags_and_leftovers() {
+        assert_eq!(
+            err(&["-L", "-b", "bogus"]),
+            "invalid scheduler flag `bogus'"
+        );
+        assert_eq!(
+            err(&["-C", "-b", "flag-1"]),
+            "Illegal 'sched-flags' option with the 'flush' command"
+        );
+        assert_eq!(err(&["-C", "-b", "bogus", "x"]), "unexpected argument x");
+        assert_eq!(
+            err(&["-L", "-c", "--stats"]),
+            "options conflicts in the list command"
+        );
+        assert_eq!(err(&["-A", "-t", "10.0.0.1", "-6"]), "-6 used before -f\n");
+    }
+}

@@ -186,6 +186,125 @@ impl Runner<'_> {
 mod tests {
     use super::*;
 
+    use crate::resolve::NameDb;
+    use crate::run::{Backend, Connector};
+    use rvs_core::Errno;
+    use rvs_ctl::{ClientError, Info};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// Answers every write with "exists" for the second add of a service,
+    /// and records the requests it saw.
+    struct Fake {
+        log: Rc<RefCell<Vec<String>>>,
+        added: Vec<String>,
+    }
+
+    impl Fake {
+        fn apply(&mut self, r: &Request) -> Response {
+            match r {
+                Request::AddService { key, .. } => {
+                    let k = format!("{key:?}");
+                    if self.added.contains(&k) {
+                        Response::Err(Errno::Exist)
+                    } else {
+                        self.added.push(k);
+                        Response::Ok
+                    }
+                }
+                Request::GetInfo => Response::Info(Info {
+                    version: 0x010201,
+                    conn_tab_size: 4096,
+                }),
+                Request::GetServices => Response::Services(Vec::new()),
+                _ => Response::Ok,
+            }
+        }
+    }
+
+    impl Backend for Fake {
+        fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
+            let name = match req {
+                Request::Batch(rs) => format!("Batch({})", rs.len()),
+                other => format!("{other:?}")
+                    .split([' ', '{', '('])
+                    .next()
+                    .unwrap()
+                    .to_string(),
+            };
+            self.log.borrow_mut().push(name);
+            Ok(match req {
+                Request::Batch(rs) => Response::Batch(rs.iter().map(|r| self.apply(r)).collect()),
+                r => self.apply(r),
+            })
+        }
+    }
+
+    fn restore(input: &str) -> (i32, String, String, Vec<String>) {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let l = log.clone();
+        let connector: Connector = Box::new(move || {
+            Ok(Box::new(Fake {
+                log: l.clone(),
+                added: Vec::new(),
+            }) as Box<dyn Backend>)
+        });
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut stdin = input.as_bytes();
+        let names = NameDb::default();
+        let code = Runner::new(
+            "ipvsadm".into(),
+            &mut out,
+            &mut err,
+            &mut stdin,
+            &names,
+            "s".into(),
+            connector,
+        )
+        .run(&["ipvsadm".to_string(), "-R".to_string()]);
+        let log = log.borrow().clone();
+        (
+            code,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+            log,
+        )
+    }
+
+    #[test]
+    fn writes_are_batched_and_errors_keep_their_order() {
+        let (code, out, err, log) = restore(
+            "-A -t 10.0.0.1:80\n-A -t 10.0.0.1:80\n-A -t 10.0.0.2:80\n-L -n\n-A -t 10.0.0.2:80\n",
+        );
+        assert_eq!(log, ["Batch(3)", "GetInfo", "GetServices", "AddService"]);
+        assert_eq!(err, "Service already exists\nService already exists\n");
+        assert!(out.starts_with("IP Virtual Server version 1.2.1 (size=4096)\n"));
+        assert_eq!(code, 255, "the last line failed");
+    }
+
+    #[test]
+    fn a_validation_error_flushes_then_aborts() {
+        let (code, _, err, log) =
+            restore("-A -t 10.0.0.1:80\n-A -t 10.0.0.1:80\n-A -t 1.2.3.4:99999\n-C\n");
+        assert_eq!(log, ["Batch(2)"]);
+        assert_eq!(
+            err,
+            "Service already exists\nillegal virtual server address[:port] specified\n"
+        );
+        assert_eq!(code, 2);
+        let (code, _, err, log) = restore("-A -t 10.0.0.1:80 --bogus\n-C\n");
+        assert_eq!((code, err.as_str()), (0, "--bogus: unknown option\n"));
+        assert_eq!(log, ["Flush"]);
+        let (code, _, err, _) = restore("-R\n");
+        assert_eq!(
+            (code, err.as_str()),
+            (
+                255,
+                "Try `ipvsadm -h' or 'ipvsadm --help' for more information.\n"
+            )
+        );
+    }
+
     fn lines(input: &[u8]) -> Vec<Vec<String>> {
         let mut pos = 0;
         let mut out = Vec::new();

@@ -351,3 +351,475 @@ pub fn daemon_lines(daemons: &[DaemonConfig]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rvs_core::dest::{DestConfig, TUN_F_CSUM, TUN_F_REMCSUM};
+    use rvs_core::service::{ServiceConfig, SVC_F_PERSISTENT};
+    use rvs_core::{Counters, Rates};
+    use std::net::IpAddr;
+
+    fn entry(
+        key: ServiceKey,
+        scheduler: &str,
+        persistent: Option<u32>,
+        dests: Vec<DestConfig>,
+    ) -> ServiceEntry {
+        let mut config = ServiceConfig::defaults(key.af());
+        config.scheduler = scheduler.to_string();
+        if let Some(t) = persistent {
+            config.flags |= SVC_F_PERSISTENT;
+            config.timeout = t;
+        }
+        ServiceEntry {
+            key,
+            config,
+            stats: Counters::default(),
+            rates: Rates::default(),
+            // The kernel lists real servers newest first.
+            dests: dests
+                .into_iter()
+                .rev()
+                .map(|config| DestEntry {
+                    config,
+                    activeconns: 0,
+                    inactconns: 0,
+                    persistconns: 0,
+                    stats: Counters::default(),
+                    rates: Rates::default(),
+                })
+                .collect(),
+        }
+    }
+
+    fn d(addr: &str, port: u16, fwd: FwdMethod, weight: i32) -> DestConfig {
+        let mut c = DestConfig::new(addr.parse::<IpAddr>().unwrap(), port);
+        c.fwd = fwd;
+        c.weight = weight;
+        c
+    }
+
+    fn tun(addr: &str, port: u16, t: TunType, tun_port: u16, flags: u16) -> DestConfig {
+        let mut c = d(addr, port, FwdMethod::Tunnel, 1);
+        c.tun_type = t;
+        c.tun_port = tun_port;
+        c.tun_flags = flags;
+        c
+    }
+
+    /// The table realservers.cmds builds, as the kernel would report it.
+    fn realservers() -> Vec<ServiceEntry> {
+        use FwdMethod::*;
+        let tcp = |a: &str, port| ServiceKey::Addr {
+            proto: Protocol::Tcp,
+            addr: a.parse().unwrap(),
+            port,
+        };
+        let mut thr7 = d("192.168.1.7", 80, Masq, 3);
+        thr7.u_threshold = 100;
+        thr7.l_threshold = 50;
+        let mut thr9 = d("192.168.1.9", 9000, Masq, 7);
+        thr9.u_threshold = 10;
+        thr9.l_threshold = 5;
+        vec![
+            entry(
+                tcp("10.0.0.1", 80),
+                "wrr",
+                None,
+                vec![
+                    d("192.168.1.1", 80, Route, 1),
+                    d("192.168.1.2", 80, Route, 1),
+                    tun("192.168.1.3", 80, TunType::Ipip, 0, 0),
+                    d("192.168.1.4", 8080, Masq, 1),
+                    d("192.168.1.5", 80, Masq, 0),
+                    d("192.168.1.6", 80, Masq, 65535),
+                    thr7,
+                    d("192.168.1.8", 8080, Masq, 1),
+                    thr9,
+                    d("127.0.0.1", 80, Masq, 1),
+                    tun("192.168.1.10", 80, TunType::Gue, 6080, 0),
+                    tun("192.168.1.11", 80, TunType::Gue, 6081, TUN_F_CSUM),
+                    tun("192.168.1.12", 80, TunType::Gue, 6082, TUN_F_REMCSUM),
+                    tun("192.168.1.13", 80, TunType::Gre, 0, TUN_F_CSUM),
+                    tun("192.168.1.14", 80, TunType::Gre, 0, 0),
+                    tun("192.168.1.15", 80, TunType::Ipip, 0, 0),
+                ],
+            ),
+            entry(
+                tcp("2001:db8::1", 443),
+                "rr",
+                None,
+                vec![
+                    d("2001:db8::10", 8443, Masq, 2),
+                    tun("192.168.1.20", 443, TunType::Ipip, 0, 0),
+                ],
+            ),
+            entry(
+                tcp("10.0.0.1", 0),
+                "wlc",
+                Some(360),
+                vec![d("192.168.3.1", 0, Masq, 1), d("192.168.3.2", 80, Masq, 1)],
+            ),
+            entry(
+                ServiceKey::Fwmark {
+                    mark: 5,
+                    af: Af::Inet,
+                },
+                "rr",
+                None,
+                vec![
+                    d("192.168.2.1", 0, Route, 1),
+                    d("192.168.2.2", 8080, Masq, 1),
+                    d("192.168.2.3", 8080, Route, 1),
+                ],
+            ),
+        ]
+    }
+
+    fn text(format: u32) -> String {
+        let info = Info {
+            version: rvs_core::IPVS_VERSION,
+            conn_tab_size: rvs_core::CONN_TAB_SIZE,
+        };
+        String::from_utf8(list_all(&info, &realservers(), format, &NameDb::default())).unwrap()
+    }
+
+    /// `ipvsadm -L -n` in realservers.out.
+    #[test]
+    fn realservers_l_n() {
+        let want = concat!(
+            "IP Virtual Server version 1.2.1 (size=4096)\n",
+            "Prot LocalAddress:Port Scheduler Flags\n",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+            "TCP  10.0.0.1:0 wlc persistent 360\n",
+            "  -> 192.168.3.1:0                Masq    1      0          0         \n",
+            "  -> 192.168.3.2:80               Masq    1      0          0         \n",
+            "TCP  10.0.0.1:80 wrr\n",
+            "  -> 127.0.0.1:80                 Masq    1      0          0         \n",
+            "  -> 192.168.1.1:80               Route   1      0          0         \n",
+            "  -> 192.168.1.2:80               Route   1      0          0         \n",
+            "  -> 192.168.1.3:80               Tunnel  1      0          0         \n",
+            "  -> 192.168.1.4:8080             Masq    1      0          0         \n",
+            "  -> 192.168.1.5:80               Masq    0      0          0         \n",
+            "  -> 192.168.1.6:80               Masq    65535  0          0         \n",
+            "  -> 192.168.1.7:80               Masq    3      0          0         \n",
+            "  -> 192.168.1.8:8080             Masq    1      0          0         \n",
+            "  -> 192.168.1.9:9000             Masq    7      0          0         \n",
+            "  -> 192.168.1.10:80              Tunnel  1      0          0         \n",
+            "  -> 192.168.1.11:80              Tunnel  1      0          0         \n",
+            "  -> 192.168.1.12:80              Tunnel  1      0          0         \n",
+            "  -> 192.168.1.13:80              Tunnel  1      0          0         \n",
+            "  -> 192.168.1.14:80              Tunnel  1      0          0         \n",
+            "  -> 192.168.1.15:80              Tunnel  1      0          0         \n",
+            "TCP  [2001:db8::1]:443 rr\n",
+            "  -> 192.168.1.20:443             Tunnel  1      0          0         \n",
+            "  -> [2001:db8::10]:8443          Masq    2      0          0         \n",
+            "FWM  5 rr\n",
+            "  -> 192.168.2.1:0                Route   1      0          0         \n",
+            "  -> 192.168.2.2:8080             Masq    1      0          0         \n",
+            "  -> 192.168.2.3:8080             Route   1      0          0         \n",
+        );
+        assert_eq!(text(fmt::NUMERIC), want);
+    }
+
+    /// `ipvsadm -L -n --tun-info` in realservers.out.
+    #[test]
+    fn realservers_l_n_tuninfo() {
+        let want = concat!(
+        "IP Virtual Server version 1.2.1 (size=4096)\n",
+        "Prot LocalAddress:Port Scheduler Flags\n",
+        "  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n",
+        "TCP  10.0.0.1:0 wlc persistent 360\n",
+        "  -> 192.168.3.1:0                Masq    n/a           1      0          0         \n",
+        "  -> 192.168.3.2:80               Masq    n/a           1      0          0         \n",
+        "TCP  10.0.0.1:80 wrr\n",
+        "  -> 127.0.0.1:80                 Masq    n/a           1      0          0         \n",
+        "  -> 192.168.1.1:80               Route   n/a           1      0          0         \n",
+        "  -> 192.168.1.2:80               Route   n/a           1      0          0         \n",
+        "  -> 192.168.1.3:80               Tunnel  ipip          1      0          0         \n",
+        "  -> 192.168.1.4:8080             Masq    n/a           1      0          0         \n",
+        "  -> 192.168.1.5:80               Masq    n/a           0      0          0         \n",
+        "  -> 192.168.1.6:80               Masq    n/a           65535  0          0         \n",
+        "  -> 192.168.1.7:80               Masq    n/a           3      0          0         \n",
+        "  -> 192.168.1.8:8080             Masq    n/a           1      0          0         \n",
+        "  -> 192.168.1.9:9000             Masq    n/a           7      0          0         \n",
+        "  -> 192.168.1.10:80              Tunnel  gue:6080:-c   1      0          0         \n",
+        "  -> 192.168.1.11:80              Tunnel  gue:6081:+c   1      0          0         \n",
+        "  -> 192.168.1.12:80              Tunnel  gue:6082:r+c  1      0          0         \n",
+        "  -> 192.168.1.13:80              Tunnel  gre:+c        1      0          0         \n",
+        "  -> 192.168.1.14:80              Tunnel  gre:-c        1      0          0         \n",
+        "  -> 192.168.1.15:80              Tunnel  ipip          1      0          0         \n",
+        "TCP  [2001:db8::1]:443 rr\n",
+        "  -> 192.168.1.20:443             Tunnel  ipip          1      0          0         \n",
+        "  -> [2001:db8::10]:8443          Masq    n/a           2      0          0         \n",
+        "FWM  5 rr\n",
+        "  -> 192.168.2.1:0                Route   n/a           1      0          0         \n",
+        "  -> 192.168.2.2:8080             Masq    n/a           1      0          0         \n",
+        "  -> 192.168.2.3:8080             Route   n/a           1      0          0         \n",
+        );
+        assert_eq!(text(fmt::NUMERIC | fmt::TUN_INFO), want);
+    }
+
+    /// `ipvsadm -L -n --thresholds` in realservers.out.
+    #[test]
+    fn realservers_l_n_thresholds() {
+        let want = concat!(
+            "IP Virtual Server version 1.2.1 (size=4096)\n",
+            "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn \n",
+            "  -> RemoteAddress:Port\n",
+            "TCP  10.0.0.1:0 wlc persistent 360\n",
+            "  -> 192.168.3.1:0                0          0          0          0         \n",
+            "  -> 192.168.3.2:80               0          0          0          0         \n",
+            "TCP  10.0.0.1:80 wrr\n",
+            "  -> 127.0.0.1:80                 0          0          0          0         \n",
+            "  -> 192.168.1.1:80               0          0          0          0         \n",
+            "  -> 192.168.1.2:80               0          0          0          0         \n",
+            "  -> 192.168.1.3:80               0          0          0          0         \n",
+            "  -> 192.168.1.4:8080             0          0          0          0         \n",
+            "  -> 192.168.1.5:80               0          0          0          0         \n",
+            "  -> 192.168.1.6:80               0          0          0          0         \n",
+            "  -> 192.168.1.7:80               100        50         0          0         \n",
+            "  -> 192.168.1.8:8080             0          0          0          0         \n",
+            "  -> 192.168.1.9:9000             10         5          0          0         \n",
+            "  -> 192.168.1.10:80              0          0          0          0         \n",
+            "  -> 192.168.1.11:80              0          0          0          0         \n",
+            "  -> 192.168.1.12:80              0          0          0          0         \n",
+            "  -> 192.168.1.13:80              0          0          0          0         \n",
+            "  -> 192.168.1.14:80              0          0          0          0         \n",
+            "  -> 192.168.1.15:80              0          0          0          0         \n",
+            "TCP  [2001:db8::1]:443 rr\n",
+            "  -> 192.168.1.20:443             0          0          0          0         \n",
+            "  -> [2001:db8::10]:8443          0          0          0          0         \n",
+            "FWM  5 rr\n",
+            "  -> 192.168.2.1:0                0          0          0          0         \n",
+            "  -> 192.168.2.2:8080             0          0          0          0         \n",
+            "  -> 192.168.2.3:8080             0          0          0          0         \n",
+        );
+        assert_eq!(text(fmt::NUMERIC | fmt::THRESHOLDS), want);
+    }
+
+    /// `ipvsadm -L -n --persistent-conn` in realservers.out.
+    #[test]
+    fn realservers_l_n_persistentconn() {
+        let want = concat!(
+            "IP Virtual Server version 1.2.1 (size=4096)\n",
+            "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn \n",
+            "  -> RemoteAddress:Port\n",
+            "TCP  10.0.0.1:0 wlc persistent 360\n",
+            "  -> 192.168.3.1:0                1         0           0          0         \n",
+            "  -> 192.168.3.2:80               1         0           0          0         \n",
+            "TCP  10.0.0.1:80 wrr\n",
+            "  -> 127.0.0.1:80                 1         0           0          0         \n",
+            "  -> 192.168.1.1:80               1         0           0          0         \n",
+            "  -> 192.168.1.2:80               1         0           0          0         \n",
+            "  -> 192.168.1.3:80               1         0           0          0         \n",
+            "  -> 192.168.1.4:8080             1         0           0          0         \n",
+            "  -> 192.168.1.5:80               0         0           0          0         \n",
+            "  -> 192.168.1.6:80               65535     0           0          0         \n",
+            "  -> 192.168.1.7:80               3         0           0          0         \n",
+            "  -> 192.168.1.8:8080             1         0           0          0         \n",
+            "  -> 192.168.1.9:9000             7         0           0          0         \n",
+            "  -> 192.168.1.10:80              1         0           0          0         \n",
+            "  -> 192.168.1.11:80              1         0           0          0         \n",
+            "  -> 192.168.1.12:80              1         0           0          0         \n",
+            "  -> 192.168.1.13:80              1         0           0          0         \n",
+            "  -> 192.168.1.14:80              1         0           0          0         \n",
+            "  -> 192.168.1.15:80              1         0           0          0         \n",
+            "TCP  [2001:db8::1]:443 rr\n",
+            "  -> 192.168.1.20:443             1         0           0          0         \n",
+            "  -> [2001:db8::10]:8443          2         0           0          0         \n",
+            "FWM  5 rr\n",
+            "  -> 192.168.2.1:0                1         0           0          0         \n",
+            "  -> 192.168.2.2:8080             1         0           0          0         \n",
+            "  -> 192.168.2.3:8080             1         0           0          0         \n",
+        );
+        assert_eq!(text(fmt::NUMERIC | fmt::PERSISTENTCONN), want);
+    }
+
+    /// `ipvsadm -S -n` in realservers.out.
+    #[test]
+    fn realservers_s_n() {
+        let want = concat!(
+        "-A -t 10.0.0.1:0 -s wlc -p 360\n",
+        "-a -t 10.0.0.1:0 -r 192.168.3.1:0 -m -w 1\n",
+        "-a -t 10.0.0.1:0 -r 192.168.3.2:80 -m -w 1\n",
+        "-A -t 10.0.0.1:80 -s wrr\n",
+        "-a -t 10.0.0.1:80 -r 127.0.0.1:80 -m -w 1\n",
+        "-a -t 10.0.0.1:80 -r 192.168.1.1:80 -g -w 1\n",
+        "-a -t 10.0.0.1:80 -r 192.168.1.2:80 -g -w 1\n",
+        "-a -t 10.0.0.1:80 -r 192.168.1.3:80 -i -w 1 --tun-type ipip\n",
+        "-a -t 10.0.0.1:80 -r 192.168.1.4:8080 -m -w 1\n",
+        "-a -t 10.0.0.1:80 -r 192.168.1.5:80 -m -w 0\n",
+        "-a -t 10.0.0.1:80 -r 192.168.1.6:80 -m -w 65535\n",
+        "-a -t 10.0.0.1:80 -r 192.168.1.7:80 -m -w 3\n",
+        "-a -t 10.0.0.1:80 -r 192.168.1.8:8080 -m -w 1\n",
+        "-a -t 10.0.0.1:80 -r 192.168.1.9:9000 -m -w 7\n",
+        "-a -t 10.0.0.1:80 -r 192.168.1.10:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-nocsum\n",
+        "-a -t 10.0.0.1:80 -r 192.168.1.11:80 -i -w 1 --tun-type gue --tun-port 6081 --tun-csum\n",
+        "-a -t 10.0.0.1:80 -r 192.168.1.12:80 -i -w 1 --tun-type gue --tun-port 6082 --tun-remcsum\n",
+        "-a -t 10.0.0.1:80 -r 192.168.1.13:80 -i -w 1 --tun-type gre --tun-csum\n",
+        "-a -t 10.0.0.1:80 -r 192.168.1.14:80 -i -w 1 --tun-type gre --tun-nocsum\n",
+        "-a -t 10.0.0.1:80 -r 192.168.1.15:80 -i -w 1 --tun-type ipip\n",
+        "-A -t [2001:db8::1]:443 -s rr\n",
+        "-a -t [2001:db8::1]:443 -r 192.168.1.20:443 -i -w 1 --tun-type ipip\n",
+        "-a -t [2001:db8::1]:443 -r [2001:db8::10]:8443 -m -w 2\n",
+        "-A -f 5 -s rr\n",
+        "-a -f 5 -r 192.168.2.1:0 -g -w 1\n",
+        "-a -f 5 -r 192.168.2.2:8080 -m -w 1\n",
+        "-a -f 5 -r 192.168.2.3:8080 -g -w 1\n",
+        );
+        assert_eq!(text(fmt::NUMERIC | fmt::RULE), want);
+    }
+
+    /// `-L -n --stats` and `--rate` lines of sched-rr.out (live counters).
+    #[test]
+    fn stats_and_rate_columns() {
+        let mut e = entry(
+            ServiceKey::Addr {
+                proto: Protocol::Tcp,
+                addr: "198.18.0.100".parse().unwrap(),
+                port: 80,
+            },
+            "rr",
+            None,
+            vec![d("198.19.1.2", 80, FwdMethod::Masq, 1)],
+        );
+        e.stats = Counters {
+            conns: 12,
+            inpkts: 53,
+            outpkts: 50,
+            inbytes: 2852,
+            outbytes: 2720,
+        };
+        e.rates = Rates {
+            cps: 1,
+            inpps: 5,
+            outpps: 5,
+            inbps: 267,
+            outbps: 255,
+        };
+        e.dests[0].stats = Counters {
+            conns: 4,
+            inpkts: 18,
+            outpkts: 17,
+            inbytes: 968,
+            outbytes: 920,
+        };
+        e.dests[0].rates = Rates {
+            cps: 0,
+            inpps: 2,
+            outpps: 2,
+            inbps: 91,
+            outbps: 86,
+        };
+        let db = NameDb::default();
+        let mut out = Vec::new();
+        service_entry(&mut out, &e, fmt::NUMERIC | fmt::STATS, &db);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "TCP  198.18.0.100:80                    12       53       50     2852     2720\n\
+             \x20 -> 198.19.1.2:80                       4       18       17      968      920\n"
+        );
+        let mut out = Vec::new();
+        service_entry(&mut out, &e, fmt::NUMERIC | fmt::RATE, &db);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "TCP  198.18.0.100:80                     1        5        5      267      255\n\
+             \x20 -> 198.19.1.2:80                       0        2        2       91       86\n"
+        );
+        e.stats.inbytes = 123_456_789_012;
+        let mut out = Vec::new();
+        service_entry(&mut out, &e, fmt::NUMERIC | fmt::STATS | fmt::EXACT, &db);
+        let line = String::from_utf8(out).unwrap();
+        assert!(line.starts_with("TCP  198.18.0.100:80                    12       53       50 123456789012     2720\n"), "{line}");
+    }
+
+    #[test]
+    fn sched_flag_names() {
+        let mut e = entry(
+            ServiceKey::Fwmark {
+                mark: 1,
+                af: Af::Inet,
+            },
+            "sh",
+            None,
+            vec![],
+        );
+        e.config.flags = SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3;
+        assert_eq!(sched_flags_text(&e), "sh-fallback,sh-port");
+        e.config.scheduler = "mh".into();
+        e.config.flags = SVC_F_SCHED3;
+        assert_eq!(sched_flags_text(&e), "");
+        e.config.scheduler = "wlc".into();
+        e.config.flags = SVC_F_SCHED2 | SVC_F_SCHED3;
+        assert_eq!(sched_flags_text(&e), "flag-2,flag-3");
+    }
+
+    #[test]
+    fn truncation_and_signed_fwmarks() {
+        let db = NameDb::from_text(
+            "10.0.0.5 a-very-long-virtual-service-name.example.com\n",
+            "http 80/tcp\n",
+        );
+        let e = entry(
+            ServiceKey::Addr {
+                proto: Protocol::Tcp,
+                addr: "10.0.0.5".parse().unwrap(),
+                port: 80,
+            },
+            "rr",
+            None,
+            vec![],
+        );
+        assert_eq!(svc_name(&e, 0, &db), b"TCP  a-very-long-virtual-service-");
+        assert_eq!(
+            svc_name(&e, fmt::RULE, &db),
+            b"-t a-very-long-virtual-service-name.example.com:http"
+        );
+        let f = entry(
+            ServiceKey::Fwmark {
+                mark: u32::MAX,
+                af: Af::Inet6,
+            },
+            "rr",
+            None,
+            vec![],
+        );
+        assert_eq!(svc_name(&f, 0, &db), b"FWM  -1 IPv6");
+        assert_eq!(svc_name(&f, fmt::RULE, &db), b"-f -1 -6");
+    }
+
+    #[test]
+    fn daemon_and_timeout_lines() {
+        assert_eq!(
+            timeout_line(&Timeouts {
+                tcp: 900,
+                tcp_fin: 120,
+                udp: 300
+            }),
+            "Timeout (tcp tcpfin udp): 900 120 300\n"
+        );
+        let backup = DaemonConfig {
+            role: SyncRole::Backup,
+            mcast_ifn: "sync0".into(),
+            syncid: 0,
+            sync_maxlen: 1452,
+            mcast_group: Some("ff02::1:2".parse().unwrap()),
+            mcast_port: 9001,
+            mcast_ttl: 1,
+        };
+        let master = DaemonConfig {
+            role: SyncRole::Master,
+            sync_maxlen: 1472,
+            mcast_group: Some("224.0.0.81".parse().unwrap()),
+            mcast_port: 8848,
+            ..backup.clone()
+        };
+        assert_eq!(
+            daemon_lines(&[backup, master]),
+            "master sync daemon (mcast=sync0, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n\
+             backup sync daemon (mcast=sync0, syncid=0, maxlen=1452, group=ff02::1:2, port=9001, ttl=1)\n"
+        );
+    }
+}
