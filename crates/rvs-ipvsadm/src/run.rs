@@ -195,12 +195,20 @@ impl<'a> Runner<'a> {
             match (self.connector)() {
                 Ok(b) => self.backend = Some(b),
                 Err(e) => {
-                    let msg = format!(
-                        "Can't initialize ipvs: cannot connect to rvsd at {}: {}\n\
-                         Are you sure that rvsd is running (and RVS_SOCKET names its socket)?\n",
-                        self.socket.display(),
-                        strip_os_error(&e)
-                    );
+                    let msg = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                        // The daemon's socket is what the kernel's CAP_NET_ADMIN
+                        // check is for ipvsadm.
+                        "Can't initialize ipvs: Permission denied (you must be root)\n\
+                         Are you sure that IP Virtual Server is built in the kernel or as module?\n"
+                            .to_string()
+                    } else {
+                        format!(
+                            "Can't initialize ipvs: cannot connect to rvsd at {}: {}\n\
+                             Are you sure that rvsd is running (and RVS_SOCKET names its socket)?\n",
+                            self.socket.display(),
+                            strip_os_error(&e)
+                        )
+                    };
                     self.eprint(&msg);
                     return Err(Stop(2));
                 }

@@ -197,3 +197,33 @@ fn daemon_unreachable_is_reported_with_the_socket_path() {
         "{err}"
     );
 }
+
+#[test]
+fn a_refused_socket_reads_like_a_non_root_ipvsadm() {
+    let connector: Connector =
+        Box::new(|| Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied)));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut stdin: &[u8] = b"";
+    let names = names();
+    let code = Runner::new(
+        "ipvsadm".into(),
+        &mut out,
+        &mut err,
+        &mut stdin,
+        &names,
+        "/run/rvs/rvsd.sock".into(),
+        connector,
+    )
+    .run(&[
+        "ipvsadm".to_string(),
+        "-A".to_string(),
+        "-t".to_string(),
+        "10.0.0.7:80".to_string(),
+    ]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        String::from_utf8(err).unwrap(),
+        "Can't initialize ipvs: Permission denied (you must be root)\n\
+         Are you sure that IP Virtual Server is built in the kernel or as module?\n"
+    );
+}
