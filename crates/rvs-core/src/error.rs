@@ -31,6 +31,8 @@ pub enum Errno {
     OpNotSupp,
     /// EAFNOSUPPORT
     AfNoSupport,
+    /// ENETUNREACH: a master sync daemon on an interface that is down.
+    NetUnreach,
     /// EIO: rvs-specific, the daemon could not persist the change (and
     /// rolled it back).
     Io,
@@ -51,6 +53,7 @@ impl Errno {
             Errno::NoProtoOpt => "Protocol not available",
             Errno::OpNotSupp => "Operation not supported",
             Errno::AfNoSupport => "Address family not supported by protocol",
+            Errno::NetUnreach => "Network is unreachable",
             Errno::Io => "Input/output error",
         }
     }

@@ -62,6 +62,26 @@ pub struct ServiceTable {
     factory: SchedulerFactory,
     /// Statistics of all traffic (`-Z` with no service zeroes them too).
     pub totals: Stats,
+    /// Whether an address is a broadcast address of a local subnet.
+    local_broadcast: Box<dyn Fn(&IpAddr) -> bool + Send + Sync>,
+}
+
+/// Bits of the kernel's service hash tables (IP_VS_SVC_TAB_BITS).
+const SVC_TAB_BITS: u32 = 8;
+
+/// The kernel's service hash bucket (`ip_vs_svc_hashkey` /
+/// `ip_vs_svc_fwm_hashkey`). Linux also mixes in a per-boot pointer; rvs
+/// uses 0, which is one of the orders a kernel can show.
+pub fn service_bucket(key: &ServiceKey) -> u32 {
+    let mask = (1 << SVC_TAB_BITS) - 1;
+    match key {
+        ServiceKey::Addr { proto, addr, port } => {
+            let porth = *port as u32;
+            let ahash = crate::proto::fold_addr(addr);
+            (proto.number() as u32 ^ ahash ^ (porth >> SVC_TAB_BITS) ^ porth) & mask
+        }
+        ServiceKey::Fwmark { mark, .. } => mark & mask,
+    }
 }
 
 impl std::fmt::Debug for ServiceTable {
@@ -84,14 +104,13 @@ fn validate_dest(d: &DestConfig) -> Result<(), Errno> {
 }
 
 /// The kernel refuses real servers that are not unicast (`ip_vs_new_dest`):
-/// 0.0.0.0/8, broadcast and multicast IPv4; unspecified, multicast,
-/// IPv4-mapped and link-local IPv6.
+/// 0.0.0.0, the limited broadcast and multicast IPv4 (6.1 accepts the rest
+/// of 0.0.0.0/8 and 240.0.0.0/4); unspecified, multicast, IPv4-mapped and
+/// link-local IPv6. Broadcast addresses of local subnets depend on the
+/// host and are checked by [`ServiceTable::set_local_broadcast_check`].
 pub fn is_valid_dest_addr(addr: &IpAddr) -> bool {
     match addr {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            !(o[0] == 0 || a.is_broadcast() || a.is_multicast())
-        }
+        IpAddr::V4(a) => !(a.is_unspecified() || a.is_broadcast() || a.is_multicast()),
         IpAddr::V6(a) => {
             let s = a.segments();
             let mapped = s[..5] == [0, 0, 0, 0, 0] && s[5] == 0xffff;
@@ -113,7 +132,30 @@ impl ServiceTable {
             next_uid: 1,
             factory,
             totals: Stats::default(),
+            local_broadcast: Box::new(|_| false),
         }
+    }
+
+    /// Installs the host-dependent part of the kernel's unicast check:
+    /// `inet_addr_type` also refuses broadcast addresses of local subnets.
+    pub fn set_local_broadcast_check(&mut self, f: Box<dyn Fn(&IpAddr) -> bool + Send + Sync>) {
+        self.local_broadcast = f;
+    }
+
+    /// Services in the order the kernel's netlink dump gives them (what
+    /// `--nosort` shows, and the input of ipvsadm's sort): the address hash
+    /// table bucket by bucket, then the fwmark table, newest first within a
+    /// bucket.
+    pub fn services_in_kernel_order(&self) -> Vec<&Service> {
+        let mut v: Vec<(usize, &Service)> = self.services.iter().enumerate().collect();
+        v.sort_by_key(|(i, s)| {
+            (
+                s.key.is_fwmark(),
+                service_bucket(&s.key),
+                std::cmp::Reverse(*i),
+            )
+        });
+        v.into_iter().map(|(_, s)| s).collect()
     }
 
     /// Services in table order.
@@ -278,7 +320,7 @@ impl ServiceTable {
                 d
             }
             None => {
-                if !is_valid_dest_addr(&cfg.addr) {
+                if !is_valid_dest_addr(&cfg.addr) || (self.local_broadcast)(&cfg.addr) {
                     return Err(Errno::Inval);
                 }
                 let id = DestId(self.next_id);
@@ -578,6 +620,7 @@ mod tests {
         let mut bad = d.clone();
         bad.l_threshold = 5;
         assert_eq!(t.edit_dest(&k, &bad), Err(Errno::Range));
+        t.add_dest(&k, &DestConfig::new(v4("0.1.2.3"), 80)).unwrap();
         for a in ["0.0.0.0", "255.255.255.255", "224.0.0.1"] {
             assert_eq!(
                 t.add_dest(&k, &DestConfig::new(v4(a), 80)),
@@ -656,6 +699,45 @@ mod tests {
         c.u_threshold = 0; // no limit: OVERLOAD clears
         t.edit_dest(&k, &c).unwrap();
         assert!(!t.dest_mut(id).unwrap().overload);
+    }
+
+    #[test]
+    fn kernel_order_is_by_hash_bucket_newest_first_then_fwmarks() {
+        let mut t = table();
+        // 10.0.1.1 folds to the same low byte as 10.0.0.1, so both land in
+        // bucket 6 ^ 1 ^ 80; fwmark services come after every address bucket.
+        let fw = ServiceKey::Fwmark {
+            mark: 1,
+            af: Af::Inet,
+        };
+        t.add_service(fw, &rr()).unwrap();
+        let a = tcp("10.0.0.1", 80);
+        let b = ServiceKey::Addr {
+            proto: Protocol::Tcp,
+            addr: v4("10.0.1.1"),
+            port: 80,
+        };
+        assert_eq!(service_bucket(&a), 6 ^ 1 ^ 80);
+        assert_eq!(service_bucket(&a), service_bucket(&b));
+        t.add_service(a, &rr()).unwrap();
+        t.add_service(b, &rr()).unwrap();
+        let order: Vec<ServiceKey> = t.services_in_kernel_order().iter().map(|s| s.key).collect();
+        assert_eq!(order, [b, a, fw]);
+    }
+
+    #[test]
+    fn local_broadcasts_are_refused_when_the_host_says_so() {
+        let mut t = table();
+        let k = tcp("10.0.0.1", 80);
+        t.add_service(k, &rr()).unwrap();
+        t.set_local_broadcast_check(Box::new(|a| *a == v4("192.0.2.255")));
+        assert_eq!(
+            t.add_dest(&k, &DestConfig::new(v4("192.0.2.255"), 80)),
+            Err(Errno::Inval)
+        );
+        assert!(t
+            .add_dest(&k, &DestConfig::new(v4("192.0.2.254"), 80))
+            .is_ok());
     }
 
     #[test]

@@ -64,7 +64,8 @@ impl Client {
 
     /// Sends one request and waits for its response.
     pub fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
-        let mut line = serde_json::to_string(req).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut line =
+            serde_json::to_string(req).map_err(|e| ClientError::Protocol(e.to_string()))?;
         line.push('\n');
         self.writer.write_all(line.as_bytes())?;
         let mut resp = String::new();
@@ -84,10 +85,18 @@ impl Client {
         }
     }
 
-    pub fn add_service(&mut self, key: ServiceKey, config: ServiceConfig) -> Result<(), ClientError> {
+    pub fn add_service(
+        &mut self,
+        key: ServiceKey,
+        config: ServiceConfig,
+    ) -> Result<(), ClientError> {
         self.expect_ok(Request::AddService { key, config })
     }
-    pub fn edit_service(&mut self, key: ServiceKey, config: ServiceConfig) -> Result<(), ClientError> {
+    pub fn edit_service(
+        &mut self,
+        key: ServiceKey,
+        config: ServiceConfig,
+    ) -> Result<(), ClientError> {
         self.expect_ok(Request::EditService { key, config })
     }
     pub fn del_service(&mut self, key: ServiceKey) -> Result<(), ClientError> {
@@ -102,8 +111,17 @@ impl Client {
     pub fn edit_dest(&mut self, service: ServiceKey, dest: DestConfig) -> Result<(), ClientError> {
         self.expect_ok(Request::EditDest { service, dest })
     }
-    pub fn del_dest(&mut self, service: ServiceKey, addr: IpAddr, port: u16) -> Result<(), ClientError> {
-        self.expect_ok(Request::DelDest { service, addr, port })
+    pub fn del_dest(
+        &mut self,
+        service: ServiceKey,
+        addr: IpAddr,
+        port: u16,
+    ) -> Result<(), ClientError> {
+        self.expect_ok(Request::DelDest {
+            service,
+            addr,
+            port,
+        })
     }
     pub fn zero(&mut self, service: Option<ServiceKey>) -> Result<(), ClientError> {
         self.expect_ok(Request::Zero { service })

@@ -104,21 +104,45 @@ pub struct Info {
 /// One operation on the daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
-    AddService { key: ServiceKey, config: ServiceConfig },
-    EditService { key: ServiceKey, config: ServiceConfig },
-    DelService { key: ServiceKey },
+    AddService {
+        key: ServiceKey,
+        config: ServiceConfig,
+    },
+    EditService {
+        key: ServiceKey,
+        config: ServiceConfig,
+    },
+    DelService {
+        key: ServiceKey,
+    },
     Flush,
-    AddDest { service: ServiceKey, dest: DestConfig },
-    EditDest { service: ServiceKey, dest: DestConfig },
-    DelDest { service: ServiceKey, addr: IpAddr, port: u16 },
+    AddDest {
+        service: ServiceKey,
+        dest: DestConfig,
+    },
+    EditDest {
+        service: ServiceKey,
+        dest: DestConfig,
+    },
+    DelDest {
+        service: ServiceKey,
+        addr: IpAddr,
+        port: u16,
+    },
     /// `None` zeroes every service and the totals.
-    Zero { service: Option<ServiceKey> },
+    Zero {
+        service: Option<ServiceKey>,
+    },
     SetTimeouts(Timeouts),
     StartDaemon(DaemonConfig),
-    StopDaemon { role: SyncRole },
+    StopDaemon {
+        role: SyncRole,
+    },
     GetInfo,
     GetServices,
-    GetService { key: ServiceKey },
+    GetService {
+        key: ServiceKey,
+    },
     GetTimeouts,
     GetDaemons,
     GetConns,

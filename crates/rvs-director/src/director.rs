@@ -6,14 +6,25 @@ use rvs_core::{Errno, Service, Time, CONN_TAB_SIZE, IPVS_VERSION};
 use rvs_ctl::{DaemonConfig, DestEntry, Info, Request, Response, ServiceEntry, SyncRole, Timeouts};
 use std::net::{IpAddr, Ipv4Addr};
 
-/// Looks up an interface's MTU by name; `None` if there is no such
-/// interface (the sync daemon then fails with ENODEV, as in Linux).
-pub type InterfaceMtu = Box<dyn Fn(&str) -> Option<u32> + Send + Sync>;
+/// What the sync daemon needs to know about an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interface {
+    pub mtu: u32,
+    /// IFF_UP: a master cannot send on an interface that is down.
+    pub up: bool,
+}
+
+/// Looks up an interface by name; `None` if there is no such interface
+/// (the sync daemon then fails with ENODEV, as in Linux).
+pub type InterfaceLookup = Box<dyn Fn(&str) -> Option<Interface> + Send + Sync>;
 
 /// What the director needs from its environment.
 pub struct DirectorOptions {
     pub schedulers: SchedulerFactory,
-    pub interface_mtu: InterfaceMtu,
+    pub interfaces: InterfaceLookup,
+    /// Whether an address is the broadcast address of a local subnet (the
+    /// kernel refuses those as real servers).
+    pub local_broadcast: Box<dyn Fn(&IpAddr) -> bool + Send + Sync>,
 }
 
 /// Linux's HZ on the reference kernel; `--set` rejects values above INT_MAX/HZ.
@@ -29,23 +40,31 @@ pub struct Director {
     timeouts: Timeouts,
     /// Running sync daemons, master first.
     daemons: Vec<DaemonConfig>,
-    interface_mtu: InterfaceMtu,
+    interfaces: InterfaceLookup,
 }
 
 impl Director {
     pub fn new(opts: DirectorOptions) -> Director {
+        let mut table = ServiceTable::new(opts.schedulers);
+        table.set_local_broadcast_check(opts.local_broadcast);
         Director {
-            table: ServiceTable::new(opts.schedulers),
+            table,
             timeouts: Timeouts::default(),
             daemons: Vec::new(),
-            interface_mtu: opts.interface_mtu,
+            interfaces: opts.interfaces,
         }
     }
 
     /// Rebuilds a director from saved rules. Fails (naming the rule) if a
     /// rule no longer applies, e.g. a scheduler that this build lacks.
     pub fn from_rules(rules: &Rules, opts: DirectorOptions) -> Result<Director, String> {
-        let mut d = Director::new(opts);
+        // Saved rules were accepted once; the host's subnets may have changed
+        // since, which must not make the daemon refuse to start.
+        let broadcast = opts.local_broadcast;
+        let mut d = Director::new(DirectorOptions {
+            local_broadcast: Box::new(|_| false),
+            ..opts
+        });
         for s in &rules.services {
             d.table
                 .add_service(s.key, &s.config)
@@ -59,6 +78,7 @@ impl Director {
         d.timeouts = rules.timeouts;
         d.daemons = rules.daemons.clone();
         d.daemons.sort_by_key(|c| c.role);
+        d.table.set_local_broadcast_check(broadcast);
         Ok(d)
     }
 
@@ -117,11 +137,17 @@ impl Director {
                 self.table.flush(now);
                 Response::Ok
             }
-            Request::AddDest { service, dest } => done(self.table.add_dest(service, dest).map(drop)),
-            Request::EditDest { service, dest } => done(self.table.edit_dest(service, dest).map(drop)),
-            Request::DelDest { service, addr, port } => {
-                done(self.table.del_dest(service, addr, *port, now).map(drop))
+            Request::AddDest { service, dest } => {
+                done(self.table.add_dest(service, dest).map(drop))
             }
+            Request::EditDest { service, dest } => {
+                done(self.table.edit_dest(service, dest).map(drop))
+            }
+            Request::DelDest {
+                service,
+                addr,
+                port,
+            } => done(self.table.del_dest(service, addr, *port, now).map(drop)),
             Request::Zero { service } => done(self.table.zero(service.as_ref())),
             Request::SetTimeouts(t) => done(self.set_timeouts(*t)),
             Request::StartDaemon(c) => done(self.start_daemon(c)),
@@ -130,7 +156,13 @@ impl Director {
                 version: IPVS_VERSION,
                 conn_tab_size: CONN_TAB_SIZE,
             }),
-            Request::GetServices => Response::Services(self.table.services().iter().map(service_entry).collect()),
+            Request::GetServices => Response::Services(
+                self.table
+                    .services_in_kernel_order()
+                    .into_iter()
+                    .map(service_entry)
+                    .collect(),
+            ),
             Request::GetService { key } => match self.table.service(key) {
                 Some(s) => Response::Service(service_entry(s)),
                 None => Response::Err(Errno::Srch),
@@ -182,7 +214,11 @@ impl Director {
         if self.daemons.iter().any(|d| d.role == c.role) {
             return Err(Errno::Exist);
         }
-        let mtu = (self.interface_mtu)(&c.mcast_ifn).ok_or(Errno::NoDev)?;
+        let iface = (self.interfaces)(&c.mcast_ifn).ok_or(Errno::NoDev)?;
+        if c.role == SyncRole::Master && !iface.up {
+            return Err(Errno::NetUnreach);
+        }
+        let mtu = iface.mtu;
         let mut c = c.clone();
         let group = c.mcast_group.unwrap_or(IpAddr::V4(SYNC_GROUP));
         c.mcast_group = Some(group);

@@ -12,5 +12,5 @@
 mod director;
 pub mod state;
 
-pub use director::{Director, DirectorOptions, InterfaceMtu};
+pub use director::{Director, DirectorOptions, Interface, InterfaceLookup};
 pub use state::{Rules, ServiceRules, StateDir};

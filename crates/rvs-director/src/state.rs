@@ -55,7 +55,9 @@ impl StateDir {
     /// Opens (creating if needed) the directory.
     pub fn open(dir: &Path) -> io::Result<StateDir> {
         fs::create_dir_all(dir)?;
-        Ok(StateDir { dir: dir.to_path_buf() })
+        Ok(StateDir {
+            dir: dir.to_path_buf(),
+        })
     }
 
     pub fn rules_path(&self) -> PathBuf {

@@ -1,0 +1,49 @@
+//! `rvsd`, the rvs daemon.
+//!
+//! It owns the director table (services, real servers, timeouts, sync
+//! settings), restores it from `--state-dir` at start, and serves the
+//! control protocol of `rvs-ctl` on a Unix socket (mode 0600) for `rvsadm`
+//! and `rvsctl`. Requests from all clients are applied one at a time under a
+//! single lock, and every change is persisted before it is acknowledged; a
+//! change that cannot be persisted is rolled back.
+
+mod server;
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The rvs daemon.
+#[derive(Parser, Debug)]
+#[command(name = "rvsd", version, about)]
+pub struct Args {
+    /// Control socket path.
+    #[arg(long, env = "RVS_SOCKET", default_value = rvs_ctl::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Directory where the rules are persisted.
+    #[arg(long, default_value = "/var/lib/rvs")]
+    pub state_dir: PathBuf,
+    /// Also offer a scheduler that Linux 6.1 lacks (only `twos`). By default
+    /// the scheduler set is exactly Linux 6.1's, so that `-s twos` fails as
+    /// it does with the kernel ipvsadm 1.31 ships with.
+    #[arg(long = "enable-scheduler", value_name = "NAME")]
+    pub extra_schedulers: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RVS_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    match server::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rvsd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
