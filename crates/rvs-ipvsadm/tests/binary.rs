@@ -6,19 +6,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
+/// A directory with `ipvsadm` (a link to rvsadm) and the two scripts,
+/// made once per test process.
 fn bin_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rvsadm-bin-{}", std::process::id()));
-    if !d.join("ipvsadm").exists() {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("rvsadm-bin-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
-        let _ = std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_rvsadm"), d.join("ipvsadm"));
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_rvsadm"), d.join("ipvsadm")).unwrap();
         for s in ["ipvsadm-save", "ipvsadm-restore"] {
             let src = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("scripts")
                 .join(s);
             std::fs::copy(src, d.join(s)).unwrap();
         }
-    }
-    d
+        d
+    })
+    .clone()
 }
 
 /// Runs a shell command line with the link directory first on PATH.
