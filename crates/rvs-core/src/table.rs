@@ -171,6 +171,16 @@ impl ServiceTable {
         self.index.get(key).map(|&i| &mut self.services[i])
     }
 
+    /// A service and the global statistics together, as scheduling a new
+    /// connection needs both.
+    pub fn service_and_totals_mut(
+        &mut self,
+        key: &ServiceKey,
+    ) -> Option<(&mut Service, &mut Stats)> {
+        let &i = self.index.get(key)?;
+        Some((&mut self.services[i], &mut self.totals))
+    }
+
     pub fn len(&self) -> usize {
         self.services.len()
     }

@@ -1,9 +1,13 @@
 //! Applying control requests to the table, and building listings.
 
 use crate::state::{Rules, ServiceRules, RULES_VERSION};
+use rvs_conn::{ConnTable, Sysctls};
+use rvs_core::table::DestChange;
 use rvs_core::table::{SchedulerFactory, ServiceTable};
-use rvs_core::{Errno, Service, Time, CONN_TAB_SIZE, IPVS_VERSION};
-use rvs_ctl::{DaemonConfig, DestEntry, Info, Request, Response, ServiceEntry, SyncRole, Timeouts};
+use rvs_core::{Errno, Protocol, Service, Time, CONN_TAB_SIZE, IPVS_VERSION};
+use rvs_ctl::{
+    ConnEntry, DaemonConfig, DestEntry, Info, Request, Response, ServiceEntry, SyncRole, Timeouts,
+};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// What the sync daemon needs to know about an interface.
@@ -25,10 +29,12 @@ pub struct DirectorOptions {
     /// Whether an address is the broadcast address of a local subnet (the
     /// kernel refuses those as real servers).
     pub local_broadcast: Box<dyn Fn(&IpAddr) -> bool + Send + Sync>,
+    /// The connection-table sysctls (`expire_nodest_conn` ...).
+    pub sysctls: Sysctls,
+    /// Seed of the connection hash (random in a daemon, fixed in tests).
+    pub conn_seed: u64,
 }
 
-/// Linux's HZ on the reference kernel; `--set` rejects values above INT_MAX/HZ.
-const HZ: u32 = 250;
 /// Default multicast group of the sync daemon (224.0.0.81).
 const SYNC_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 81);
 /// Default UDP port of the sync daemon.
@@ -37,7 +43,7 @@ const SYNC_PORT: u16 = 8848;
 /// The IPVS state of one director.
 pub struct Director {
     table: ServiceTable,
-    timeouts: Timeouts,
+    conns: ConnTable,
     /// Running sync daemons, master first.
     daemons: Vec<DaemonConfig>,
     interfaces: InterfaceLookup,
@@ -47,9 +53,11 @@ impl Director {
     pub fn new(opts: DirectorOptions) -> Director {
         let mut table = ServiceTable::new(opts.schedulers);
         table.set_local_broadcast_check(opts.local_broadcast);
+        let mut conns = ConnTable::with_seed(opts.conn_seed);
+        conns.sysctls = opts.sysctls;
         Director {
             table,
-            timeouts: Timeouts::default(),
+            conns,
             daemons: Vec::new(),
             interfaces: opts.interfaces,
         }
@@ -75,7 +83,8 @@ impl Director {
                     .map_err(|e| format!("real server {} of {:?}: {e}", dest.addr, s.key))?;
             }
         }
-        d.timeouts = rules.timeouts;
+        d.set_timeouts(rules.timeouts)
+            .map_err(|e| format!("timeouts {:?}: {e}", rules.timeouts))?;
         d.daemons = rules.daemons.clone();
         d.daemons.sort_by_key(|c| c.role);
         d.table.set_local_broadcast_check(broadcast);
@@ -96,7 +105,7 @@ impl Director {
                     dests: s.dests.iter().rev().map(|d| d.config.clone()).collect(),
                 })
                 .collect(),
-            timeouts: self.timeouts,
+            timeouts: self.timeouts(),
             daemons: self.daemons.clone(),
         }
     }
@@ -110,12 +119,64 @@ impl Director {
     }
 
     pub fn timeouts(&self) -> Timeouts {
-        self.timeouts
+        let t = self.conns.timeouts.get();
+        Timeouts {
+            tcp: t.tcp,
+            tcp_fin: t.tcp_fin,
+            udp: t.udp,
+        }
     }
 
-    /// Periodic housekeeping (trash, scheduler state); call every few seconds.
+    /// The connection table.
+    pub fn conns(&self) -> &ConnTable {
+        &self.conns
+    }
+
+    /// Both tables at once, for a data path that schedules and forwards.
+    pub fn tables_mut(&mut self) -> (&mut ServiceTable, &mut ConnTable) {
+        (&mut self.table, &mut self.conns)
+    }
+
+    /// Periodic housekeeping: expires connections whose time is up, then
+    /// frees unused trashed real servers and lets schedulers expire state.
     pub fn tick(&mut self, now: Time) {
+        self.conns.expire(now, &mut self.table);
         self.table.tick(now);
+    }
+
+    /// With `expire_nodest_conn`, deleting a real server flushes its entries.
+    fn after_delete(&mut self, changes: &[DestChange], now: Time) {
+        if !self.conns.sysctls.expire_nodest_conn {
+            return;
+        }
+        for c in changes {
+            if let DestChange::Deleted(id) = c {
+                self.conns.flush_dest(*id, now, &mut self.table);
+            }
+        }
+    }
+
+    fn conn_entries(&self, now: Time) -> Vec<ConnEntry> {
+        self.conns
+            .iter()
+            .map(|c| ConnEntry {
+                proto: match c.proto {
+                    "UDP" => Protocol::Udp,
+                    "SCTP" => Protocol::Sctp,
+                    _ => Protocol::Tcp,
+                },
+                caddr: c.caddr,
+                cport: c.cport,
+                vaddr: c.vaddr,
+                vport: c.vport,
+                daddr: c.daddr,
+                dport: c.dport,
+                state: c.state.to_string(),
+                expires: c.remaining_secs(now).min(u32::MAX as u64) as u32,
+                pe_name: c.pe_name.map(str::to_string),
+                pe_data: c.pe_data.map(|d| String::from_utf8_lossy(d).into_owned()),
+            })
+            .collect()
     }
 
     /// The 2-second rate-estimator tick.
@@ -132,9 +193,16 @@ impl Director {
         match req {
             Request::AddService { key, config } => done(self.table.add_service(*key, config)),
             Request::EditService { key, config } => done(self.table.edit_service(key, config)),
-            Request::DelService { key } => done(self.table.del_service(key, now).map(drop)),
+            Request::DelService { key } => match self.table.del_service(key, now) {
+                Ok(changes) => {
+                    self.after_delete(&changes, now);
+                    Response::Ok
+                }
+                Err(e) => Response::Err(e),
+            },
             Request::Flush => {
-                self.table.flush(now);
+                let changes = self.table.flush(now);
+                self.after_delete(&changes, now);
                 Response::Ok
             }
             Request::AddDest { service, dest } => {
@@ -147,7 +215,13 @@ impl Director {
                 service,
                 addr,
                 port,
-            } => done(self.table.del_dest(service, addr, *port, now).map(drop)),
+            } => match self.table.del_dest(service, addr, *port, now) {
+                Ok(change) => {
+                    self.after_delete(&[change], now);
+                    Response::Ok
+                }
+                Err(e) => Response::Err(e),
+            },
             Request::Zero { service } => done(self.table.zero(service.as_ref())),
             Request::SetTimeouts(t) => done(self.set_timeouts(*t)),
             Request::StartDaemon(c) => done(self.start_daemon(c)),
@@ -167,9 +241,9 @@ impl Director {
                 Some(s) => Response::Service(service_entry(s)),
                 None => Response::Err(Errno::Srch),
             },
-            Request::GetTimeouts => Response::Timeouts(self.timeouts),
+            Request::GetTimeouts => Response::Timeouts(self.timeouts()),
             Request::GetDaemons => Response::Daemons(self.daemons.clone()),
-            Request::GetConns => Response::Conns(Vec::new()),
+            Request::GetConns => Response::Conns(self.conn_entries(now)),
             Request::Batch(reqs) => Response::Batch(
                 reqs.iter()
                     .map(|r| match r {
@@ -181,22 +255,27 @@ impl Director {
         }
     }
 
+    /// Answers a read-only request without mutating anything (for
+    /// comparisons in tests and for readers that hold a shared reference).
+    pub fn apply_ref(&self, req: &Request) -> Option<Response> {
+        match req {
+            Request::GetServices => Some(Response::Services(
+                self.table
+                    .services_in_kernel_order()
+                    .into_iter()
+                    .map(service_entry)
+                    .collect(),
+            )),
+            Request::GetTimeouts => Some(Response::Timeouts(self.timeouts())),
+            Request::GetDaemons => Some(Response::Daemons(self.daemons.clone())),
+            _ => None,
+        }
+    }
+
     /// `--set tcp tcpfin udp`: 0 keeps a value; above INT_MAX/HZ is EINVAL.
     fn set_timeouts(&mut self, t: Timeouts) -> Result<(), Errno> {
-        let max = i32::MAX as u32 / HZ;
-        if t.tcp > max || t.tcp_fin > max || t.udp > max {
-            return Err(Errno::Inval);
-        }
-        if t.tcp != 0 {
-            self.timeouts.tcp = t.tcp;
-        }
-        if t.tcp_fin != 0 {
-            self.timeouts.tcp_fin = t.tcp_fin;
-        }
-        if t.udp != 0 {
-            self.timeouts.udp = t.udp;
-        }
-        Ok(())
+        let v = |x: u32| i32::try_from(x).map_err(|_| Errno::Inval);
+        self.conns.timeouts.set(v(t.tcp)?, v(t.tcp_fin)?, v(t.udp)?)
     }
 
     /// `--start-daemon`: EEXIST if that role runs, EINVAL with mixed-family

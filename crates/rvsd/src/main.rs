@@ -28,6 +28,29 @@ pub struct Args {
     /// it does with the kernel ipvsadm 1.31 ships with.
     #[arg(long = "enable-scheduler", value_name = "NAME")]
     pub extra_schedulers: Vec<String>,
+    /// Linux's `net.ipv4.vs.expire_nodest_conn`: deleting a real server
+    /// expires its connections at once instead of letting them time out.
+    #[arg(long)]
+    pub expire_nodest_conn: bool,
+    /// Linux's `net.ipv4.vs.expire_quiescent_template`: a persistence
+    /// template whose real server has weight 0 is dropped when next used.
+    #[arg(long)]
+    pub expire_quiescent_template: bool,
+    /// Linux's `net.ipv4.vs.conn_reuse_mode` (0..=3, default 1).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub conn_reuse_mode: u8,
+}
+
+impl Args {
+    /// The connection-table sysctls these arguments set.
+    pub fn sysctls(&self) -> rvs_conn::Sysctls {
+        rvs_conn::Sysctls {
+            expire_nodest_conn: self.expire_nodest_conn,
+            expire_quiescent_template: self.expire_quiescent_template,
+            conn_reuse_mode: self.conn_reuse_mode,
+            ..Default::default()
+        }
+    }
 }
 
 fn main() -> ExitCode {

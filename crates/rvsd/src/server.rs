@@ -25,9 +25,10 @@ struct Shared {
     saved: Rules,
     state: StateDir,
     allowed_extra: Vec<String>,
+    sysctls: rvs_conn::Sysctls,
 }
 
-fn options(extra: &[String]) -> DirectorOptions {
+fn options(extra: &[String], sysctls: rvs_conn::Sysctls) -> DirectorOptions {
     let extra: Vec<String> = extra.to_vec();
     let schedulers: SchedulerFactory = Box::new(move |name| {
         if name == "twos" && !extra.iter().any(|e| e == "twos") {
@@ -39,6 +40,12 @@ fn options(extra: &[String]) -> DirectorOptions {
         schedulers,
         interfaces: Box::new(interface),
         local_broadcast: Box::new(is_local_broadcast),
+        sysctls,
+        conn_seed: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ (std::process::id() as u64) << 32,
     }
 }
 
@@ -96,12 +103,13 @@ pub fn run(args: Args) -> Result<(), String> {
         )
     })?;
     let saved = state.load()?.unwrap_or_default();
-    let director = Director::from_rules(&saved, options(&args.extra_schedulers)).map_err(|e| {
-        format!(
-            "cannot restore rules from {}: {e}",
-            state.rules_path().display()
-        )
-    })?;
+    let director = Director::from_rules(&saved, options(&args.extra_schedulers, args.sysctls()))
+        .map_err(|e| {
+            format!(
+                "cannot restore rules from {}: {e}",
+                state.rules_path().display()
+            )
+        })?;
     tracing::info!(
         services = saved.services.len(),
         rules = %state.rules_path().display(),
@@ -114,6 +122,7 @@ pub fn run(args: Args) -> Result<(), String> {
         saved,
         state,
         allowed_extra: args.extra_schedulers.clone(),
+        sysctls: args.sysctls(),
     }));
     let epoch = Instant::now();
     spawn_ticker(shared.clone(), epoch);
@@ -282,7 +291,7 @@ fn handle(shared: &Mutex<Shared>, req: &Request, now: Time) -> Response {
                 "cannot persist rules to {}: {e}; change rolled back",
                 s.state.rules_path().display()
             );
-            match Director::from_rules(&s.saved, options(&s.allowed_extra)) {
+            match Director::from_rules(&s.saved, options(&s.allowed_extra, s.sysctls)) {
                 Ok(d) => s.director = d,
                 Err(e) => tracing::error!("rollback failed: {e}"),
             }
