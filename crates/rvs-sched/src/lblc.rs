@@ -35,6 +35,8 @@ use rvs_core::proto::fold_addr;
 use rvs_core::sched::{PacketInfo, SchedService, Scheduler};
 use rvs_core::{Dest, Time, SEC};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// log2 of the number of buckets.
 pub const LBLC_TAB_BITS: u32 = 10;
@@ -52,6 +54,34 @@ pub const DEFAULT_EXPIRATION: Time = 24 * 60 * 60 * SEC;
 const COUNT_FOR_FULL_EXPIRATION: u32 = 30;
 /// A tick this far behind resynchronises instead of replaying every period.
 const MAX_CATCH_UP_RUNS: u32 = 24 * 60;
+
+/// A live `lblc_expiration` / `lblcr_expiration` (ms). Clones share the
+/// value, so a director can hand the same one to every service's scheduler
+/// and change it at run time as the kernel's sysctl is changed: schedulers
+/// read it at each use.
+#[derive(Debug, Clone)]
+pub struct Expiration(Arc<AtomicU64>);
+
+impl Expiration {
+    pub fn new(ms: Time) -> Expiration {
+        Expiration(Arc::new(AtomicU64::new(ms)))
+    }
+
+    pub fn get(&self) -> Time {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn set(&self, ms: Time) {
+        self.0.store(ms, Ordering::Relaxed);
+    }
+}
+
+impl Default for Expiration {
+    /// 24 hours, the kernel default.
+    fn default() -> Self {
+        Expiration::new(DEFAULT_EXPIRATION)
+    }
+}
 
 /// One entry: a destination address, when it was last used, and what the
 /// scheduler remembers for it (a server for lblc, a server set for lblcr).
@@ -71,7 +101,7 @@ pub(crate) struct LocalityTable<V> {
     rover: usize,
     counter: u32,
     next_check: Option<Time>,
-    expiration: Time,
+    expiration: Expiration,
 }
 
 fn bucket_of(addr: &IpAddr) -> usize {
@@ -79,7 +109,7 @@ fn bucket_of(addr: &IpAddr) -> usize {
 }
 
 impl<V> LocalityTable<V> {
-    pub(crate) fn new(expiration: Time) -> LocalityTable<V> {
+    pub(crate) fn new(expiration: Expiration) -> LocalityTable<V> {
         LocalityTable {
             buckets: (0..LBLC_TAB_SIZE).map(|_| Vec::new()).collect(),
             entries: 0,
@@ -91,7 +121,7 @@ impl<V> LocalityTable<V> {
     }
 
     pub(crate) fn expiration(&self) -> Time {
-        self.expiration
+        self.expiration.get()
     }
 
     pub(crate) fn entries(&self) -> i64 {
@@ -167,7 +197,7 @@ impl<V> LocalityTable<V> {
     fn check_expire(&mut self, now: Time) {
         const MASK: usize = LBLC_TAB_SIZE - 1;
         if self.counter.is_multiple_of(COUNT_FOR_FULL_EXPIRATION) {
-            let expiration = self.expiration;
+            let expiration = self.expiration.get();
             let mut j = self.rover;
             for _ in 0..LBLC_TAB_SIZE {
                 j = (j + 1) & MASK;
@@ -223,6 +253,11 @@ impl LocalityBasedLeastConnection {
 
     /// With sysctl `lblc_expiration` set to `expiration` (ms).
     pub fn with_expiration(expiration: Time) -> LocalityBasedLeastConnection {
+        LocalityBasedLeastConnection::with_shared_expiration(Expiration::new(expiration))
+    }
+
+    /// Reading a `lblc_expiration` shared with others.
+    pub fn with_shared_expiration(expiration: Expiration) -> LocalityBasedLeastConnection {
         LocalityBasedLeastConnection {
             table: LocalityTable::new(expiration),
         }
@@ -376,8 +411,22 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_expiration_is_read_at_use() {
+        let ds = dests(&[(1, 0, 0)]);
+        let min = 60 * SEC;
+        let exp = Expiration::default();
+        let mut s = LocalityBasedLeastConnection::with_shared_expiration(exp.clone());
+        s.tick(0);
+        s.schedule(&svc(&ds), &to(1), 0);
+        exp.set(5 * min);
+        assert_eq!(s.expiration(), 5 * min);
+        s.tick(30 * min); // the 30th run: full check with the new value
+        assert!(s.is_empty());
+    }
+
+    #[test]
     fn an_overfull_table_drops_entries_idle_for_six_minutes() {
-        let mut t: LocalityTable<()> = LocalityTable::new(DEFAULT_EXPIRATION);
+        let mut t: LocalityTable<()> = LocalityTable::new(Expiration::default());
         let n = LBLC_MAX_SIZE + 300;
         for k in 0..n {
             let addr = IpAddr::V4((0x0A00_0000u32 + k as u32).into());

@@ -26,7 +26,7 @@
 //! we judge it by its weight and connection counts at the time it was
 //! deleted, since its later counts are not visible to a scheduler.
 
-use crate::lblc::{is_overloaded, LocalityTable, DEFAULT_EXPIRATION};
+use crate::lblc::{is_overloaded, Expiration, LocalityTable};
 use crate::wlc::weighted_least;
 use crate::{mul, DestRef};
 use rvs_core::sched::{PacketInfo, SchedService, Scheduler};
@@ -120,7 +120,7 @@ pub struct LocalityBasedLeastConnectionReplication {
 
 impl Default for LocalityBasedLeastConnectionReplication {
     fn default() -> Self {
-        LocalityBasedLeastConnectionReplication::with_expiration(DEFAULT_EXPIRATION)
+        LocalityBasedLeastConnectionReplication::with_shared_expiration(Expiration::default())
     }
 }
 
@@ -132,6 +132,13 @@ impl LocalityBasedLeastConnectionReplication {
 
     /// With sysctl `lblcr_expiration` set to `expiration` (ms).
     pub fn with_expiration(expiration: Time) -> LocalityBasedLeastConnectionReplication {
+        LocalityBasedLeastConnectionReplication::with_shared_expiration(Expiration::new(expiration))
+    }
+
+    /// Reading a `lblcr_expiration` shared with others.
+    pub fn with_shared_expiration(
+        expiration: Expiration,
+    ) -> LocalityBasedLeastConnectionReplication {
         LocalityBasedLeastConnectionReplication {
             table: LocalityTable::new(expiration),
             departed: HashMap::new(),

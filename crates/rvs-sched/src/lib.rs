@@ -36,7 +36,7 @@ pub mod wrr;
 
 pub use dh::DestinationHashing;
 pub use fo::WeightedFailover;
-pub use lblc::LocalityBasedLeastConnection;
+pub use lblc::{Expiration, LocalityBasedLeastConnection};
 pub use lblcr::LocalityBasedLeastConnectionReplication;
 pub use lc::LeastConnection;
 pub use mh::MaglevHashing;
@@ -59,18 +59,39 @@ pub const NAMES: &[&str] = &[
     "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
 ];
 
+/// The scheduler sysctls of one director (`net.ipv4.vs.lblc_expiration`
+/// and `lblcr_expiration`, 24 h by default). Clones share the values: hand
+/// the same one to every [`new_scheduler_with`] and a change reaches every
+/// bound scheduler, which reads it at use as the kernel does.
+#[derive(Debug, Clone, Default)]
+pub struct SchedSysctls {
+    pub lblc_expiration: Expiration,
+    pub lblcr_expiration: Expiration,
+}
+
 /// A fresh scheduler for ipvsadm's `-s NAME`, or `None` for an unknown name
-/// (the service table then answers ENOENT). `twos` is seeded from the
-/// process's random hash keys; use [`PowerOfTwoChoices::with_seed`] for
-/// reproducible draws.
+/// (the service table then answers ENOENT), with default sysctls. `twos` is
+/// seeded from the process's random hash keys; use
+/// [`PowerOfTwoChoices::with_seed`] for reproducible draws.
 pub fn new_scheduler(name: &str) -> Option<Box<dyn Scheduler>> {
+    new_scheduler_with(name, &SchedSysctls::default())
+}
+
+/// As [`new_scheduler`], with lblc/lblcr reading the director's `sysctls`.
+pub fn new_scheduler_with(name: &str, sysctls: &SchedSysctls) -> Option<Box<dyn Scheduler>> {
     Some(match name {
         "rr" => Box::new(RoundRobin::new()),
         "wrr" => Box::new(WeightedRoundRobin::new()),
         "lc" => Box::new(LeastConnection),
         "wlc" => Box::new(WeightedLeastConnection),
-        "lblc" => Box::new(LocalityBasedLeastConnection::new()),
-        "lblcr" => Box::new(LocalityBasedLeastConnectionReplication::new()),
+        "lblc" => Box::new(LocalityBasedLeastConnection::with_shared_expiration(
+            sysctls.lblc_expiration.clone(),
+        )),
+        "lblcr" => Box::new(
+            LocalityBasedLeastConnectionReplication::with_shared_expiration(
+                sysctls.lblcr_expiration.clone(),
+            ),
+        ),
         "dh" => Box::new(DestinationHashing::new()),
         "sh" => Box::new(SourceHashing::new()),
         "sed" => Box::new(ShortestExpectedDelay),
