@@ -19,9 +19,14 @@ const MAX_CLIENTS: usize = 64;
 /// Longest request line accepted (a `-R` batch of 100k rules fits).
 const MAX_REQUEST: usize = 64 << 20;
 
-/// The director and the rules last written to disk.
+/// The director, shared with the data path (which takes its lock only
+/// briefly, to schedule and to report connection events).
+pub type SharedDirector = Arc<Mutex<Director>>;
+
+/// The control plane's state: the director handle and the rules last
+/// written to disk. Lock order: `Shared`, then the director.
 struct Shared {
-    director: Director,
+    director: SharedDirector,
     saved: Rules,
     state: StateDir,
     allowed_extra: Vec<String>,
@@ -117,15 +122,16 @@ pub fn run(args: Args) -> Result<(), String> {
     );
     let listener = bind_socket(&args.socket)?;
     tracing::info!(socket = %args.socket.display(), "listening");
+    let director: SharedDirector = Arc::new(Mutex::new(director));
     let shared = Arc::new(Mutex::new(Shared {
-        director,
+        director: director.clone(),
         saved,
         state,
         allowed_extra: args.extra_schedulers.clone(),
         sysctls: args.sysctls(),
     }));
     let epoch = Instant::now();
-    spawn_ticker(shared.clone(), epoch);
+    spawn_ticker(director, epoch);
     spawn_signal_handler(args.socket.clone())?;
     let clients = Arc::new(AtomicUsize::new(0));
     for conn in listener.incoming() {
@@ -190,7 +196,11 @@ fn bind_socket(path: &Path) -> Result<UnixListener, String> {
     Ok(l)
 }
 
-fn spawn_ticker(shared: Arc<Mutex<Shared>>, epoch: Instant) {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn spawn_ticker(director: SharedDirector, epoch: Instant) {
     std::thread::Builder::new()
         .name("rvsd-ticker".into())
         .spawn(move || {
@@ -202,12 +212,9 @@ fn spawn_ticker(shared: Arc<Mutex<Shared>>, epoch: Instant) {
                     std::thread::sleep(next - now);
                 }
                 next += period;
-                let mut s = match shared.lock() {
-                    Ok(s) => s,
-                    Err(p) => p.into_inner(),
-                };
-                s.director.tick_estimators();
-                s.director.tick(epoch.elapsed().as_millis() as Time);
+                let mut d = lock(&director);
+                d.tick_estimators();
+                d.tick(epoch.elapsed().as_millis() as Time);
             }
         })
         .expect("spawn ticker thread");
@@ -268,16 +275,16 @@ fn serve_client(stream: UnixStream, shared: &Mutex<Shared>, epoch: Instant) {
 
 /// Applies a request under the lock and persists what it changed.
 fn handle(shared: &Mutex<Shared>, req: &Request, now: Time) -> Response {
-    let mut guard = match shared.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    };
+    let mut guard = lock(shared);
     let s = &mut *guard;
-    let resp = s.director.apply(req, now);
-    if !req.is_write() {
-        return resp;
-    }
-    let rules = s.director.rules();
+    let (resp, rules) = {
+        let mut d = lock(&s.director);
+        let resp = d.apply(req, now);
+        if !req.is_write() {
+            return resp;
+        }
+        (resp, d.rules())
+    };
     if rules == s.saved {
         return resp;
     }
@@ -292,7 +299,7 @@ fn handle(shared: &Mutex<Shared>, req: &Request, now: Time) -> Response {
                 s.state.rules_path().display()
             );
             match Director::from_rules(&s.saved, options(&s.allowed_extra, s.sysctls)) {
-                Ok(d) => s.director = d,
+                Ok(d) => *lock(&s.director) = d,
                 Err(e) => tracing::error!("rollback failed: {e}"),
             }
             match resp {
