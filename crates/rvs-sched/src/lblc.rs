@@ -227,10 +227,10 @@ impl<V> LocalityTable<V> {
 /// lblc's "overloaded": more active connections than weight while some
 /// server of the service is below half its weight.
 pub(crate) fn is_overloaded(d: &Dest, dests: &[Dest]) -> bool {
-    i64::from(d.activeconns) > i64::from(d.weight())
+    (d.activeconns as i32) > d.weight()
         && dests
             .iter()
-            .any(|m| i64::from(m.activeconns) * 2 < i64::from(m.weight()))
+            .any(|m| (m.activeconns as i32).wrapping_mul(2) < m.weight())
 }
 
 /// The `lblc` scheduler.

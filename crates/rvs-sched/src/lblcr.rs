@@ -28,7 +28,7 @@
 
 use crate::lblc::{is_overloaded, Expiration, LocalityTable};
 use crate::wlc::weighted_least;
-use crate::{mul, DestRef};
+use crate::{conn_overhead, mul, DestRef};
 use rvs_core::sched::{PacketInfo, SchedService, Scheduler};
 use rvs_core::{Dest, DestId, Time};
 use std::collections::HashMap;
@@ -46,7 +46,7 @@ struct DestSet {
 #[derive(Debug, Clone, Copy)]
 struct Departed {
     weight: i32,
-    overhead: u64,
+    overhead: i32,
 }
 
 impl DestSet {
@@ -72,13 +72,13 @@ impl DestSet {
         let mut least = it
             .by_ref()
             .find_map(|m| live(m).filter(|(_, d)| !d.overload && d.weight() > 0))?;
-        let mut loh = least.1.overhead();
+        let mut loh = conn_overhead(least.1);
         for m in it {
             let Some((i, d)) = live(m) else { continue };
             if d.overload {
                 continue;
             }
-            let doh = d.overhead();
+            let doh = conn_overhead(d);
             if mul(loh, d.weight()) > mul(doh, least.1.weight()) {
                 least = (i, d);
                 loh = doh;
@@ -89,9 +89,9 @@ impl DestSet {
 
     /// `ip_vs_dest_set_max`: the member to drop.
     fn max(&self, dests: &[Dest], departed: &HashMap<DestId, Departed>) -> Option<DestId> {
-        let load = |m: &DestRef| -> Option<(i32, u64)> {
+        let load = |m: &DestRef| -> Option<(i32, i32)> {
             match m.resolve(dests) {
-                Some(i) => Some((dests[i].weight(), dests[i].overhead())),
+                Some(i) => Some((dests[i].weight(), conn_overhead(&dests[i]))),
                 None => departed.get(&m.id).map(|g| (g.weight, g.overhead)),
             }
         };
@@ -184,7 +184,7 @@ impl Scheduler for LocalityBasedLeastConnectionReplication {
             removed.id,
             Departed {
                 weight: removed.weight(),
-                overhead: removed.overhead(),
+                overhead: conn_overhead(removed),
             },
         );
     }

@@ -6,6 +6,7 @@
 //!
 //! Deviation: none.
 
+use crate::conn_overhead;
 use rvs_core::sched::{PacketInfo, SchedService, Scheduler};
 use rvs_core::Time;
 
@@ -19,12 +20,12 @@ impl Scheduler for LeastConnection {
     }
 
     fn schedule(&mut self, svc: &SchedService<'_>, _pkt: &PacketInfo, _now: Time) -> Option<usize> {
-        let mut least: Option<(usize, u64)> = None;
+        let mut least: Option<(usize, i32)> = None;
         for (i, d) in svc.dests.iter().enumerate() {
             if d.overload || d.weight() == 0 {
                 continue;
             }
-            let doh = d.overhead();
+            let doh = conn_overhead(d);
             if least.is_none_or(|(_, loh)| doh < loh) {
                 least = Some((i, doh));
             }

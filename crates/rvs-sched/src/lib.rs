@@ -7,11 +7,11 @@
 //! functions they need ([`hash`]) and the name registry ipvsadm's `-s` goes
 //! through ([`new_scheduler`], [`NAMES`]). Real servers are seen in kernel
 //! list order (newest first), which decides every tie and every table
-//! layout. Loads are compared as the kernel compares them: overhead =
-//! `activeconns * 256 + inactconns`, weighted by cross-multiplication, ties
-//! going to the earliest server in list order. Products are computed in 128
-//! bits, so they cannot overflow where the kernel's 32-bit `int` overheads
-//! would (beyond 8 million active connections on one server). Tables that
+//! layout. Loads are compared as the kernel compares them, in its integer
+//! widths: overhead = `(activeconns << 8) + inactconns` as a 32-bit `int`
+//! (which wraps past 8 million active connections, as the kernel's does),
+//! weighted by 64-bit cross-multiplication, ties going to the earliest server
+//! in list order. Tables that
 //! remember real servers (dh, sh, mh, lblc, lblcr, and the rr/wrr cursors)
 //! hold their [`DestId`], so a server that left the service is seen as the
 //! kernel sees a server in the trash: not available. Time only enters as an
@@ -154,9 +154,17 @@ pub(crate) fn source_side_port(flags: u32, pkt: &PacketInfo) -> u16 {
     }
 }
 
-/// `a * b` for overhead × weight comparisons, without overflow.
-pub(crate) fn mul(overhead: u64, weight: i32) -> i128 {
-    overhead as i128 * weight as i128
+/// `ip_vs_dest_conn_overhead`: `(activeconns << 8) + inactconns` in the
+/// kernel's `int`, wrapping where the kernel's arithmetic wraps.
+pub(crate) fn conn_overhead(d: &Dest) -> i32 {
+    (d.activeconns as i32)
+        .wrapping_shl(8)
+        .wrapping_add(d.inactconns as i32)
+}
+
+/// `(__s64)overhead * weight`, the kernel's cross-multiplication.
+pub(crate) fn mul(overhead: i32, weight: i32) -> i64 {
+    overhead as i64 * weight as i64
 }
 
 #[cfg(test)]
@@ -220,6 +228,19 @@ mod tests {
         }
         assert!(new_scheduler("none").is_none());
         assert!(new_scheduler("WLC").is_none());
+    }
+
+    #[test]
+    fn overheads_are_the_kernels_wrapping_ints() {
+        use rvs_core::sched::Scheduler;
+        let ds = testutil::dests(&[(1, 0, 5), (1, 1 << 23, 0)]);
+        assert_eq!(conn_overhead(&ds[0]), 5);
+        assert_eq!(conn_overhead(&ds[1]), i32::MIN);
+        // 8M active connections wrap negative: the kernel's wlc then sees
+        // that server as the least loaded, and so do we.
+        let pick = WeightedLeastConnection.schedule(&testutil::svc(&ds), &testutil::any_pkt(), 0);
+        assert_eq!(pick, Some(1));
+        assert_eq!(mul(i32::MAX, i32::MAX), 4_611_686_014_132_420_609);
     }
 
     #[test]

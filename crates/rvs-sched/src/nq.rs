@@ -23,7 +23,7 @@ impl Scheduler for NeverQueue {
 
     fn schedule(&mut self, svc: &SchedService<'_>, _pkt: &PacketInfo, _now: Time) -> Option<usize> {
         let dests = svc.dests;
-        let mut least: Option<(usize, u64)> = None;
+        let mut least: Option<(usize, i32)> = None;
         for (i, d) in dests.iter().enumerate() {
             if d.overload || d.weight() == 0 {
                 continue;

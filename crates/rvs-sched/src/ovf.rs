@@ -24,7 +24,7 @@ impl Scheduler for WeightedOverflow {
         let mut best: Option<(usize, i32)> = None;
         for (i, d) in svc.dests.iter().enumerate() {
             let w = d.weight();
-            if d.overload || i64::from(d.activeconns) > i64::from(w) || w == 0 {
+            if d.overload || (d.activeconns as i32) > w || w == 0 {
                 continue;
             }
             if best.is_none_or(|(_, hw)| w > hw) {

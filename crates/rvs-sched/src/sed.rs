@@ -13,9 +13,9 @@ use rvs_core::{Dest, Time};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ShortestExpectedDelay;
 
-/// sed's and nq's overhead.
-pub(crate) fn expected_delay(d: &Dest) -> u64 {
-    d.activeconns as u64 + 1
+/// sed's and nq's overhead, `activeconns + 1` in the kernel's `int`.
+pub(crate) fn expected_delay(d: &Dest) -> i32 {
+    (d.activeconns as i32).wrapping_add(1)
 }
 
 impl Scheduler for ShortestExpectedDelay {

@@ -13,10 +13,12 @@
 //! The randomness is injectable ([`TwosRandom`]); [`PowerOfTwoChoices::with_seed`]
 //! gives a reproducible stream.
 //!
-//! Deviation: the kernel multiplies in 32-bit `int`, which overflows for
-//! very large weights × overheads; we multiply without overflow.
+//! The arithmetic is the kernel's `int` arithmetic, wrapping where it wraps
+//! (a weight sum past 2^31, weight × overhead products past 2^31).
+//!
+//! Deviation: only the random numbers themselves.
 
-use crate::mul;
+use crate::conn_overhead;
 use rvs_core::sched::{PacketInfo, SchedService, Scheduler};
 use rvs_core::Time;
 use std::fmt;
@@ -92,41 +94,49 @@ impl Scheduler for PowerOfTwoChoices {
 
     fn schedule(&mut self, svc: &SchedService<'_>, _pkt: &PacketInfo, _now: Time) -> Option<usize> {
         let dests = svc.dests;
-        let total: i64 = dests
-            .iter()
-            .filter(|d| d.is_eligible())
-            .map(|d| d.weight() as i64)
-            .sum();
-        if total == 0 {
+        let mut total: i32 = 0;
+        let mut any = false;
+        for d in dests.iter().filter(|d| d.is_eligible()) {
+            total = total.wrapping_add(d.weight());
+            any = true;
+        }
+        if !any {
             return None;
         }
-        let ceil = u32::try_from(total + 1).unwrap_or(u32::MAX);
-        let mut r1 = self.random.below(ceil) as i64;
-        let mut r2 = self.random.below(ceil) as i64;
-        let mut c1: Option<usize> = None;
-        let mut c2: Option<usize> = None;
+        // "below total + 1": both ends of [0, total] can be drawn.
+        let ceil = total.wrapping_add(1) as u32;
+        let mut r1 = self.random.below(ceil) as i32;
+        let mut r2 = self.random.below(ceil) as i32;
+        let mut c1: Option<(usize, i32, i32)> = None;
+        let mut c2: Option<(usize, i32, i32)> = None;
         for (i, d) in dests.iter().enumerate() {
             if !d.is_eligible() {
                 continue;
             }
-            r1 -= d.weight() as i64;
-            r2 -= d.weight() as i64;
+            let w = d.weight();
+            r1 = r1.wrapping_sub(w);
+            r2 = r2.wrapping_sub(w);
             if r1 <= 0 && c1.is_none() {
-                c1 = Some(i);
+                c1 = Some((i, w, conn_overhead(d)));
             }
             if r2 <= 0 && c2.is_none() {
-                c2 = Some(i);
+                c2 = Some((i, w, conn_overhead(d)));
             }
             if c1.is_some() && c2.is_some() {
                 break;
             }
         }
-        let (c1, c2) = (c1?, c2?);
-        let (d1, d2) = (&dests[c1], &dests[c2]);
-        if mul(d1.overhead(), d2.weight()) > mul(d2.overhead(), d1.weight()) {
-            Some(c2)
+        // The kernel's choice1 defaults to the last eligible server, for
+        // draws the walk never brings to 0 (only possible after wrapping).
+        let last = dests.iter().rposition(|d| d.is_eligible())?;
+        let Some((i2, w2, oh2)) = c2 else {
+            return Some(c1.map_or(last, |c| c.0));
+        };
+        let (i1, w1, oh1) = c1.unwrap_or((last, -1, 0));
+        if w2.wrapping_mul(oh1) > w1.wrapping_mul(oh2) {
+            Some(i2)
         } else {
-            Some(c1)
+            Some(i1)
         }
     }
 }

@@ -10,7 +10,7 @@
 //!
 //! Deviation: none.
 
-use crate::mul;
+use crate::{conn_overhead, mul};
 use rvs_core::sched::{PacketInfo, SchedService, Scheduler};
 use rvs_core::{Dest, Time};
 
@@ -19,8 +19,8 @@ use rvs_core::{Dest, Time};
 pub struct WeightedLeastConnection;
 
 /// The weighted-least-connection choice with a pluggable overhead (wlc uses
-/// `Dest::overhead`, sed `activeconns + 1`).
-pub(crate) fn weighted_least_by(dests: &[Dest], overhead: impl Fn(&Dest) -> u64) -> Option<usize> {
+/// [`conn_overhead`], sed `activeconns + 1`).
+pub(crate) fn weighted_least_by(dests: &[Dest], overhead: impl Fn(&Dest) -> i32) -> Option<usize> {
     let first = dests.iter().position(Dest::is_eligible)?;
     let mut least = first;
     let mut loh = overhead(&dests[first]);
@@ -39,7 +39,7 @@ pub(crate) fn weighted_least_by(dests: &[Dest], overhead: impl Fn(&Dest) -> u64)
 
 /// `__ip_vs_lblc_schedule` / `__ip_vs_lblcr_schedule` / wlc.
 pub(crate) fn weighted_least(dests: &[Dest]) -> Option<usize> {
-    weighted_least_by(dests, Dest::overhead)
+    weighted_least_by(dests, conn_overhead)
 }
 
 impl Scheduler for WeightedLeastConnection {
