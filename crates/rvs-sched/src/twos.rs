@@ -94,15 +94,14 @@ impl Scheduler for PowerOfTwoChoices {
 
     fn schedule(&mut self, svc: &SchedService<'_>, _pkt: &PacketInfo, _now: Time) -> Option<usize> {
         let dests = svc.dests;
+        // The kernel's choice1 starts as the last eligible server.
         let mut total: i32 = 0;
-        let mut any = false;
-        for d in dests.iter().filter(|d| d.is_eligible()) {
+        let mut last = None;
+        for (i, d) in dests.iter().enumerate().filter(|(_, d)| d.is_eligible()) {
             total = total.wrapping_add(d.weight());
-            any = true;
+            last = Some(i);
         }
-        if !any {
-            return None;
-        }
+        let last = last?;
         // "below total + 1": both ends of [0, total] can be drawn.
         let ceil = total.wrapping_add(1) as u32;
         let mut r1 = self.random.below(ceil) as i32;
@@ -126,9 +125,8 @@ impl Scheduler for PowerOfTwoChoices {
                 break;
             }
         }
-        // The kernel's choice1 defaults to the last eligible server, for
-        // draws the walk never brings to 0 (only possible after wrapping).
-        let last = dests.iter().rposition(|d| d.is_eligible())?;
+        // A draw the walk never brings to 0 (only possible after wrapping)
+        // leaves choice1 at its start value, weight1 at -1.
         let Some((i2, w2, oh2)) = c2 else {
             return Some(c1.map_or(last, |c| c.0));
         };

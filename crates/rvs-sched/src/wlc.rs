@@ -22,16 +22,14 @@ pub struct WeightedLeastConnection;
 /// [`conn_overhead`], sed `activeconns + 1`).
 pub(crate) fn weighted_least_by(dests: &[Dest], overhead: impl Fn(&Dest) -> i32) -> Option<usize> {
     let first = dests.iter().position(Dest::is_eligible)?;
-    let mut least = first;
-    let mut loh = overhead(&dests[first]);
+    let (mut least, mut loh, mut lw) = (first, overhead(&dests[first]), dests[first].weight());
     for (i, d) in dests.iter().enumerate().skip(first + 1) {
         if d.overload {
             continue;
         }
         let doh = overhead(d);
-        if mul(loh, d.weight()) > mul(doh, dests[least].weight()) {
-            least = i;
-            loh = doh;
+        if mul(loh, d.weight()) > mul(doh, lw) {
+            (least, loh, lw) = (i, doh, d.weight());
         }
     }
     Some(least)
