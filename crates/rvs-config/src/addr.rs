@@ -1,0 +1,128 @@
+//! Addresses as the file writes them: `10.0.0.1:80`, `[2001:db8::1]:80`,
+//! and persistence netmasks.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Parses `a.b.c.d[:port]`, `[v6][:port]` or a bare IPv6 address. Only
+/// numeric addresses in their standard forms (no `inet_aton` shorthand,
+/// no host names): a configuration file should say exactly what it means.
+pub fn parse_endpoint(s: &str) -> Result<(IpAddr, Option<u16>), String> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let Some((host, after)) = rest.split_once(']') else {
+            return Err(format!("`{s}`: missing `]`"));
+        };
+        let addr: Ipv6Addr = host.parse().map_err(|_| {
+            if host.parse::<Ipv4Addr>().is_ok() {
+                format!("`{s}`: brackets are only for IPv6 addresses")
+            } else {
+                format!("`{s}`: `{host}` is not an IPv6 address")
+            }
+        })?;
+        let port = match after {
+            "" => None,
+            p => match p.strip_prefix(':') {
+                Some(p) => Some(parse_port(s, p)?),
+                None => return Err(format!("`{s}`: expected `:port` after `]`")),
+            },
+        };
+        return Ok((IpAddr::V6(addr), port));
+    }
+    if let Ok(a) = s.parse::<IpAddr>() {
+        return Ok((a, None));
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(format!(
+            "`{s}` is not an address (10.0.0.1:80 or [2001:db8::1]:80)"
+        ));
+    };
+    if host.contains(':') {
+        return Err(format!(
+            "`{s}`: write an IPv6 address with a port in brackets, as [2001:db8::1]:80"
+        ));
+    }
+    let addr: Ipv4Addr = host
+        .parse()
+        .map_err(|_| format!("`{s}`: `{host}` is not an IPv4 address"))?;
+    Ok((IpAddr::V4(addr), Some(parse_port(s, port)?)))
+}
+
+fn parse_port(whole: &str, p: &str) -> Result<u16, String> {
+    if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("`{whole}`: the port must be a number 0..=65535"));
+    }
+    p.parse()
+        .map_err(|_| format!("`{whole}`: the port must be a number 0..=65535"))
+}
+
+/// `10.0.0.1:80` or `[2001:db8::1]:80`.
+pub fn format_endpoint(addr: &IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+/// An IPv4 netmask (host order) from its prefix length.
+pub fn mask_from_prefix(len: u32) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - len.min(32))
+    }
+}
+
+/// The prefix length of a contiguous IPv4 netmask, or `None`.
+pub fn prefix_of_mask(mask: u32) -> Option<u32> {
+    let len = mask.leading_ones();
+    (mask_from_prefix(len) == mask).then_some(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> (String, Option<u16>) {
+        let (a, p) = parse_endpoint(s).unwrap();
+        (a.to_string(), p)
+    }
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(ok("10.0.0.1:80"), ("10.0.0.1".into(), Some(80)));
+        assert_eq!(ok("10.0.0.1"), ("10.0.0.1".into(), None));
+        assert_eq!(ok("[2001:db8::1]:443"), ("2001:db8::1".into(), Some(443)));
+        assert_eq!(ok("[2001:db8::1]"), ("2001:db8::1".into(), None));
+        assert_eq!(ok("2001:db8::1"), ("2001:db8::1".into(), None));
+        assert_eq!(ok("10.0.0.1:0"), ("10.0.0.1".into(), Some(0)));
+        assert_eq!(
+            ok("[::ffff:10.0.0.9]:80"),
+            ("::ffff:10.0.0.9".into(), Some(80))
+        );
+    }
+
+    #[test]
+    fn bad_endpoints_say_why() {
+        let e = |s: &str| parse_endpoint(s).unwrap_err();
+        assert!(e("10.0.0.1:65536").contains("0..=65535"));
+        assert!(e("10.0.0.1:").contains("0..=65535"));
+        assert!(e("10.0.0.1:+80").contains("0..=65535"));
+        assert!(e("[10.0.0.1]:80").contains("only for IPv6"));
+        assert!(e("[2001:db8::1]80").contains("expected `:port`"));
+        assert!(e("[2001:db8::1:80").contains("missing `]`"));
+        assert!(e("2001:db8::1:zz").contains("in brackets"));
+        assert!(e("10.1:80").contains("not an IPv4 address"));
+        assert!(e("localhost:80").contains("not an IPv4 address"));
+        assert!(e("web").contains("not an address"));
+    }
+
+    #[test]
+    fn masks_and_prefixes() {
+        assert_eq!(mask_from_prefix(24), 0xffff_ff00);
+        assert_eq!(mask_from_prefix(32), 0xffff_ffff);
+        assert_eq!(mask_from_prefix(0), 0);
+        assert_eq!(prefix_of_mask(0xffff_0000), Some(16));
+        assert_eq!(prefix_of_mask(0), Some(0));
+        assert_eq!(prefix_of_mask(24), None);
+        assert_eq!(prefix_of_mask(0xff00_ff00), None);
+    }
+}

@@ -1,0 +1,43 @@
+//! rvs.toml, the configuration file of `rvsd --config`.
+//!
+//! This crate owns the file's schema and everything done with it without a
+//! daemon: [`parse`] reads and validates a file, reporting every problem
+//! with its line and column ([`ConfigError`]), with the checks ipvsadm and
+//! the kernel apply to `-A`/`-a` plus what the chosen engine cannot carry;
+//! [`Config`] turns it into the model's requests and values (services and
+//! real servers in declaration order, timeouts, sysctls, proxy options);
+//! [`diff`] and [`engine_changes`] compute what a reload (SIGHUP) must do
+//! while keeping everything that did not change; [`to_toml`] writes a
+//! configuration back; [`from_rules`] and [`to_rules`] convert from and to
+//! the `ipvsadm -S` rule format. The schema is documented in
+//! `docs/config.md`.
+
+mod addr;
+mod diff;
+mod error;
+mod model;
+mod parse;
+mod rules;
+mod write;
+
+pub use addr::{format_endpoint, parse_endpoint};
+pub use diff::{diff, engine_changes, EngineChange};
+pub use error::{line_col, ConfigError};
+pub use model::*;
+pub use parse::{describe, parse, MAX_CONNECT_TIMEOUT, MAX_TIMEOUT, MAX_WEIGHT, MAX_WORKERS};
+pub use rules::{from_rules, from_rules_with, to_rules};
+pub use write::to_toml;
+
+/// Reads and parses a file; I/O errors are reported at line 1, column 1.
+pub fn load(path: &std::path::Path) -> Result<Config, Vec<ConfigError>> {
+    let shown = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, &shown),
+        Err(e) => Err(vec![ConfigError {
+            path: shown,
+            line: 1,
+            column: 1,
+            message: format!("cannot read the file: {e}"),
+        }]),
+    }
+}

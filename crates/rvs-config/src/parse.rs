@@ -1,0 +1,1119 @@
+//! Reading and validating rvs.toml.
+//!
+//! The file is parsed by the `toml` crate into a tree that remembers where
+//! every key and value is ([`toml::de::DeTable`], values wrapped in
+//! [`toml::Spanned`]), and then walked by hand rather than through a serde
+//! derive, so that one pass reports every problem, each at its line and
+//! column, instead of stopping at the first. Syntax errors come from the
+//! `toml` crate's recovering parser (with [`toml::de::Error::span`]); when
+//! there are any, nothing else is checked.
+//!
+//! The semantic checks are those ipvsadm and the kernel apply before
+//! accepting `-A`/`-a` (see `docs/config.md` for the list), plus what the
+//! chosen engine cannot carry.
+
+use crate::addr::{format_endpoint, mask_from_prefix, parse_endpoint, prefix_of_mask};
+use crate::error::{ConfigError, Errors};
+use crate::model::*;
+use rvs_core::dest::{TUN_F_CSUM, TUN_F_NOCSUM, TUN_F_REMCSUM};
+use rvs_core::service::{
+    DEFAULT_PERSISTENT_TIMEOUT, DEFAULT_SCHEDULER, MAX_PERSISTENT_TIMEOUT, PERSISTENCE_ENGINES,
+    SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3,
+};
+use rvs_core::table::is_valid_dest_addr;
+use rvs_core::{Af, DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, TunType};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::ops::Range;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+type Val<'i> = Spanned<DeValue<'i>>;
+
+/// Largest weight and threshold (Debian's ipvsadm: `INT_MAX`).
+pub const MAX_WEIGHT: i64 = i32::MAX as i64;
+/// Upper bound of each `--set` timeout, in seconds (ipvsadm's limit).
+pub const MAX_TIMEOUT: i64 = MAX_PERSISTENT_TIMEOUT as i64;
+/// Most proxy worker threads a file may ask for.
+pub const MAX_WORKERS: i64 = 1024;
+/// Longest connect timeout, in seconds.
+pub const MAX_CONNECT_TIMEOUT: i64 = 3600;
+
+const TOP_KEYS: &[&str] = &[
+    "engine",
+    "enable_schedulers",
+    "proxy",
+    "xdp",
+    "timeouts",
+    "sysctl",
+    "service",
+];
+const PROXY_KEYS: &[&str] = &["workers", "connect_timeout"];
+const XDP_KEYS: &[&str] = &["interface"];
+const TIMEOUT_KEYS: &[&str] = &["tcp", "tcpfin", "udp"];
+const SYSCTL_KEYS: &[&str] = &[
+    "expire_nodest_conn",
+    "expire_quiescent_template",
+    "conn_reuse_mode",
+];
+const SERVICE_KEYS: &[&str] = &[
+    "tcp",
+    "udp",
+    "sctp",
+    "fwmark",
+    "ipv6",
+    "scheduler",
+    "sched_flags",
+    "persistent",
+    "netmask",
+    "pe",
+    "one_packet",
+    "proxy_protocol",
+    "transparent",
+    "real_server",
+];
+const REAL_SERVER_KEYS: &[&str] = &[
+    "address",
+    "method",
+    "weight",
+    "u_threshold",
+    "l_threshold",
+    "tunnel_type",
+    "tunnel_port",
+    "tunnel_checksum",
+    "proxy_protocol",
+];
+/// Keys kept for features that are not there yet, with what to say.
+const RESERVED: &[(&str, &str)] = &[(
+    "check",
+    "health checks (`check`) are not implemented yet; remove this key",
+)];
+
+/// Parses and validates a configuration file. `path` is only used in the
+/// error messages (`path:line:column: message`). Every error found is
+/// returned, in file order.
+pub fn parse(text: &str, path: &str) -> Result<Config, Vec<ConfigError>> {
+    let mut errs = Errors::new(text, path);
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        for e in &syntax {
+            errs.at(&e.span().unwrap_or(0..0), e.message());
+        }
+        return Err(errs.finish());
+    }
+    let mut r = Reader { errs };
+    let cfg = r.config(root.get_ref(), root.span());
+    let errs = r.errs.finish();
+    if errs.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(errs)
+    }
+}
+
+/// A table with the span that introduced it (its header, or the whole
+/// inline table) and a name for messages (`[[service]]`).
+struct Table<'t, 'i> {
+    map: &'t DeTable<'i>,
+    span: Range<usize>,
+    name: &'static str,
+}
+
+impl<'t, 'i> Table<'t, 'i> {
+    fn get(&self, key: &str) -> Option<&'t Val<'i>> {
+        self.map.get(key)
+    }
+
+    fn key_span(&self, key: &str) -> Range<usize> {
+        self.map
+            .iter()
+            .find(|(k, _)| k.get_ref() == key)
+            .map_or(self.span.clone(), |(k, _)| k.span())
+    }
+}
+
+/// The closest known key, for "did you mean".
+fn suggest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                let sub = prev[j] + usize::from(ca != *cb);
+                cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    known
+        .iter()
+        .map(|k| (distance(key, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// A service's name in messages: `tcp 10.0.0.1:80`, `fwmark 5 (ipv6)`.
+pub fn describe(key: &ServiceKey) -> String {
+    match key {
+        ServiceKey::Addr { proto, addr, port } => {
+            format!("{} {}", proto.service_proto(), format_endpoint(addr, *port))
+        }
+        ServiceKey::Fwmark { mark, af } => match af {
+            Af::Inet => format!("fwmark {mark}"),
+            Af::Inet6 => format!("fwmark {mark} (ipv6)"),
+        },
+    }
+}
+
+/// What a service's real servers need to know about it.
+struct SvcCtx {
+    key: ServiceKey,
+    engine: Option<Engine>,
+}
+
+struct Reader<'a> {
+    errs: Errors<'a>,
+}
+
+impl Reader<'_> {
+    fn check_keys(&mut self, t: &Table, known: &[&str]) {
+        for (k, _) in t.map.iter() {
+            let name = k.get_ref().as_ref();
+            if known.contains(&name) {
+                continue;
+            }
+            if let Some((_, why)) = RESERVED.iter().find(|(r, _)| *r == name) {
+                if t.name.starts_with("[[service") {
+                    self.errs.at(&k.span(), *why);
+                    continue;
+                }
+            }
+            let msg = match suggest(name, known) {
+                Some(s) => format!("unknown key `{name}` in {}; did you mean `{s}`?", t.name),
+                None => format!(
+                    "unknown key `{name}` in {} (known keys: {})",
+                    t.name,
+                    known.join(", ")
+                ),
+            };
+            self.errs.at(&k.span(), msg);
+        }
+    }
+
+    fn table<'t, 'i>(
+        &mut self,
+        v: &'t Val<'i>,
+        key: &str,
+        name: &'static str,
+    ) -> Option<Table<'t, 'i>> {
+        match v.get_ref() {
+            DeValue::Table(map) => Some(Table {
+                map,
+                span: v.span(),
+                name,
+            }),
+            other => {
+                self.errs.at(
+                    &v.span(),
+                    format!("`{key}` must be a table ({name}), not {}", article(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn string<'t>(&mut self, v: &'t Val<'_>, key: &str) -> Option<&'t str> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(s.as_ref()),
+            other => {
+                self.errs.at(
+                    &v.span(),
+                    format!("{key} must be a string, not {}", article(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, v: &Val<'_>, key: &str) -> Option<bool> {
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            other => {
+                self.errs.at(
+                    &v.span(),
+                    format!("{key} must be true or false, not {}", article(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// An integer in `min..=max`; `unit` follows the range in messages.
+    fn integer(&mut self, v: &Val<'_>, key: &str, min: i64, max: i64, unit: &str) -> Option<i64> {
+        let range_msg = format!("{key} must be {min}..={max}{unit}");
+        match v.get_ref() {
+            DeValue::Integer(i) => {
+                let digits: String = i.as_str().chars().filter(|c| *c != '_').collect();
+                match i128::from_str_radix(&digits, i.radix()) {
+                    Ok(n) if (min as i128..=max as i128).contains(&n) => Some(n as i64),
+                    _ => {
+                        self.errs.at(&v.span(), range_msg);
+                        None
+                    }
+                }
+            }
+            other => {
+                self.errs.at(
+                    &v.span(),
+                    format!("{key} must be an integer, not {}", article(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// One of `names` (the values of an enum-like key).
+    fn choice<T: Copy>(&mut self, v: &Val<'_>, key: &str, names: &[(&str, T)]) -> Option<T> {
+        let s = self.string(v, key)?;
+        if let Some((_, t)) = names.iter().find(|(n, _)| *n == s) {
+            return Some(*t);
+        }
+        let list: Vec<String> = names.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+        let list = match list.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => list.join(""),
+        };
+        self.errs
+            .at(&v.span(), format!("{key} must be {list}, not \"{s}\""));
+        None
+    }
+
+    fn config(&mut self, root: &DeTable<'_>, span: Range<usize>) -> Config {
+        let top = Table {
+            map: root,
+            span,
+            name: "the top level",
+        };
+        self.check_keys(&top, TOP_KEYS);
+        let mut cfg = Config::default();
+
+        let engine = match top.get("engine") {
+            None => Some(Engine::Proxy),
+            Some(v) => self.choice(
+                v,
+                "engine",
+                &[("proxy", Engine::Proxy), ("xdp", Engine::Xdp)],
+            ),
+        };
+        cfg.engine = engine.unwrap_or_default();
+
+        if let Some(v) = top.get("enable_schedulers") {
+            cfg.enable_schedulers = self.enable_schedulers(v);
+        }
+        if let Some(t) = top
+            .get("proxy")
+            .and_then(|v| self.table(v, "proxy", "[proxy]"))
+        {
+            self.check_keys(&t, PROXY_KEYS);
+            if let Some(v) = t.get("workers") {
+                if let Some(n) = self.integer(v, "workers", 0, MAX_WORKERS, " (0: one per CPU)") {
+                    cfg.proxy.workers = n as u32;
+                }
+            }
+            if let Some(v) = t.get("connect_timeout") {
+                if let Some(n) =
+                    self.integer(v, "connect_timeout", 1, MAX_CONNECT_TIMEOUT, " seconds")
+                {
+                    cfg.proxy.connect_timeout = n as u32;
+                }
+            }
+        }
+        if let Some(t) = top.get("xdp").and_then(|v| self.table(v, "xdp", "[xdp]")) {
+            self.check_keys(&t, XDP_KEYS);
+            if let Some(v) = t.get("interface") {
+                if let Some(s) = self.string(v, "interface") {
+                    if s.is_empty()
+                        || s.len() > 15
+                        || s.contains(|c: char| c == '/' || c.is_whitespace())
+                    {
+                        self.errs.at(
+                            &v.span(),
+                            "interface must be an interface name (1 to 15 bytes, no `/` or blanks)",
+                        );
+                    } else {
+                        cfg.xdp.interface = Some(s.to_string());
+                    }
+                }
+            }
+        }
+        if let Some(t) = top
+            .get("timeouts")
+            .and_then(|v| self.table(v, "timeouts", "[timeouts]"))
+        {
+            self.check_keys(&t, TIMEOUT_KEYS);
+            let slots: [(&str, &mut u32); 3] = [
+                ("tcp", &mut cfg.timeouts.tcp),
+                ("tcpfin", &mut cfg.timeouts.tcp_fin),
+                ("udp", &mut cfg.timeouts.udp),
+            ];
+            for (key, slot) in slots {
+                if let Some(v) = t.get(key) {
+                    let name = format!("timeouts.{key}");
+                    if let Some(n) = self.integer(v, &name, 1, MAX_TIMEOUT, " seconds") {
+                        *slot = n as u32;
+                    }
+                }
+            }
+        }
+        if let Some(t) = top
+            .get("sysctl")
+            .and_then(|v| self.table(v, "sysctl", "[sysctl]"))
+        {
+            self.check_keys(&t, SYSCTL_KEYS);
+            if let Some(b) = t
+                .get("expire_nodest_conn")
+                .and_then(|v| self.boolean(v, "expire_nodest_conn"))
+            {
+                cfg.sysctl.expire_nodest_conn = b;
+            }
+            if let Some(b) = t
+                .get("expire_quiescent_template")
+                .and_then(|v| self.boolean(v, "expire_quiescent_template"))
+            {
+                cfg.sysctl.expire_quiescent_template = b;
+            }
+            if let Some(n) = t
+                .get("conn_reuse_mode")
+                .and_then(|v| self.integer(v, "conn_reuse_mode", 0, 3, ""))
+            {
+                cfg.sysctl.conn_reuse_mode = n as u8;
+            }
+        }
+
+        if let Some(v) = top.get("service") {
+            let mut seen: HashMap<ServiceKey, usize> = HashMap::new();
+            for item in self.array_of_tables(v, "service", "[[service]]") {
+                if let Some(s) = self.service(item, engine, &cfg.enable_schedulers, &mut seen) {
+                    cfg.services.push(s);
+                }
+            }
+        }
+        cfg
+    }
+
+    fn array_of_tables<'t, 'i>(
+        &mut self,
+        v: &'t Val<'i>,
+        key: &str,
+        name: &'static str,
+    ) -> Vec<Table<'t, 'i>> {
+        let DeValue::Array(items) = v.get_ref() else {
+            let found = article(v.get_ref());
+            self.errs.at(
+                &v.span(),
+                format!("`{key}` must be an array of tables ({name}), not {found}"),
+            );
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|item| self.table(item, key, name))
+            .collect()
+    }
+
+    fn enable_schedulers(&mut self, v: &Val<'_>) -> Vec<String> {
+        let DeValue::Array(items) = v.get_ref() else {
+            self.errs.at(
+                &v.span(),
+                format!(
+                    "enable_schedulers must be an array of names, not {}",
+                    article(v.get_ref())
+                ),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items.iter() {
+            let Some(name) = self.string(item, "each of enable_schedulers") else {
+                continue;
+            };
+            if !rvs_sched::NAMES.contains(&name) {
+                self.errs.at(
+                    &item.span(),
+                    format!(
+                        "unknown scheduler `{name}` (schedulers: {})",
+                        rvs_sched::NAMES.join(", ")
+                    ),
+                );
+            } else if !out.iter().any(|s: &String| s == name) {
+                out.push(name.to_string());
+            }
+        }
+        out
+    }
+
+    fn service(
+        &mut self,
+        t: Table<'_, '_>,
+        engine: Option<Engine>,
+        enabled: &[String],
+        seen: &mut HashMap<ServiceKey, usize>,
+    ) -> Option<Service> {
+        self.check_keys(&t, SERVICE_KEYS);
+        let (key, key_span) = self.service_key(&t)?;
+        let af = key.af();
+        let mut config = ServiceConfig::defaults(af);
+        let mut ok = true;
+
+        if let Some(v) = t.get("scheduler") {
+            match self.string(v, "scheduler") {
+                Some(name)
+                    if LINUX_SCHEDULERS.contains(&name) || enabled.iter().any(|e| e == name) =>
+                {
+                    config.scheduler = name.to_string();
+                }
+                Some(name) if rvs_sched::NAMES.contains(&name) => {
+                    ok = false;
+                    self.errs.at(
+                        &v.span(),
+                        format!(
+                            "scheduler `{name}` is not in Linux 6.1; enable it with \
+                             enable_schedulers = [\"{name}\"] at the top level"
+                        ),
+                    );
+                }
+                Some(name) => {
+                    ok = false;
+                    self.errs.at(
+                        &v.span(),
+                        format!(
+                            "unknown scheduler `{name}` (schedulers: {})",
+                            rvs_sched::NAMES.join(", ")
+                        ),
+                    );
+                }
+                None => ok = false,
+            }
+        } else {
+            config.scheduler = DEFAULT_SCHEDULER.to_string();
+        }
+
+        if let Some(v) = t.get("sched_flags") {
+            match self.sched_flags(v, &config.scheduler) {
+                Some(f) => config.flags |= f,
+                None => ok = false,
+            }
+        }
+
+        if let Some(v) = t.get("persistent") {
+            let timeout = match v.get_ref() {
+                DeValue::Boolean(true) => Some(DEFAULT_PERSISTENT_TIMEOUT),
+                DeValue::Boolean(false) => None,
+                _ => match self.integer(
+                    v,
+                    "persistent",
+                    1,
+                    MAX_PERSISTENT_TIMEOUT as i64,
+                    " seconds (or true for 360)",
+                ) {
+                    Some(n) => Some(n as u32),
+                    None => {
+                        ok = false;
+                        None
+                    }
+                },
+            };
+            if let Some(timeout) = timeout {
+                config.flags |= SVC_F_PERSISTENT;
+                config.timeout = timeout;
+            }
+        }
+
+        if let Some(v) = t.get("netmask") {
+            if config.flags & SVC_F_PERSISTENT == 0 {
+                ok = false;
+                self.errs.at(
+                    &t.key_span("netmask"),
+                    "netmask only applies with persistent",
+                );
+            } else {
+                match self.netmask(v, af) {
+                    Some(m) => config.netmask = m,
+                    None => ok = false,
+                }
+            }
+        }
+
+        if let Some(v) = t.get("pe") {
+            match self.string(v, "pe") {
+                Some(pe) if PERSISTENCE_ENGINES.contains(&pe) => config.pe_name = Some(pe.into()),
+                Some(pe) => {
+                    ok = false;
+                    self.errs.at(
+                        &v.span(),
+                        format!(
+                            "unknown persistence engine `{pe}` (engines: {})",
+                            PERSISTENCE_ENGINES.join(", ")
+                        ),
+                    );
+                }
+                None => ok = false,
+            }
+        }
+
+        if let Some(v) = t.get("one_packet") {
+            match self.boolean(v, "one_packet") {
+                Some(true) => {
+                    if !key.is_fwmark() && key.protocol() != Protocol::Udp {
+                        ok = false;
+                        self.errs.at(
+                            &v.span(),
+                            "one_packet (One-Packet Scheduling) is only for UDP virtual services",
+                        );
+                    } else {
+                        config.flags |= SVC_F_ONEPACKET;
+                    }
+                }
+                Some(false) => {}
+                None => ok = false,
+            }
+        }
+
+        if !key.is_fwmark() && key.port() == 0 && config.flags & SVC_F_PERSISTENT == 0 {
+            ok = false;
+            self.errs.at(
+                &key_span,
+                "port 0 is only allowed for a persistent service (set persistent)",
+            );
+        }
+
+        let mut proxy_protocol = ProxyProtocol::None;
+        if let Some(v) = t.get("proxy_protocol") {
+            match self.proxy_protocol(v, engine) {
+                Some(p) => proxy_protocol = p,
+                None => ok = false,
+            }
+        }
+        let mut transparent = false;
+        if let Some(v) = t.get("transparent") {
+            match self.boolean(v, "transparent") {
+                Some(true) if engine == Some(Engine::Xdp) => {
+                    ok = false;
+                    self.errs.at(
+                        &v.span(),
+                        "transparent applies to the proxy engine (engine = \"proxy\"); \
+                         the xdp engine keeps the client's address anyway",
+                    );
+                }
+                Some(b) => transparent = b,
+                None => ok = false,
+            }
+        }
+
+        match seen.get(&key) {
+            Some(&line) => {
+                ok = false;
+                self.errs.at(
+                    &key_span,
+                    format!(
+                        "duplicate service {} (first declared at line {line})",
+                        describe(&key)
+                    ),
+                );
+            }
+            None => {
+                seen.insert(key, self.errs.line_of(&key_span));
+            }
+        }
+
+        let svc = SvcCtx { key, engine };
+        let mut real_servers = Vec::new();
+        if let Some(v) = t.get("real_server") {
+            let mut seen_rs: HashMap<(IpAddr, u16), usize> = HashMap::new();
+            for item in self.array_of_tables(v, "real_server", "[[service.real_server]]") {
+                match self.real_server(item, &svc, &mut seen_rs) {
+                    Some(r) => real_servers.push(r),
+                    None => ok = false,
+                }
+            }
+        }
+
+        ok.then_some(Service {
+            key,
+            config,
+            proxy_protocol,
+            transparent,
+            real_servers,
+        })
+    }
+
+    /// `tcp`/`udp`/`sctp` = address, or `fwmark` (+ `ipv6`); returns the
+    /// key and the span of the value that names it.
+    fn service_key(&mut self, t: &Table<'_, '_>) -> Option<(ServiceKey, Range<usize>)> {
+        let kinds = ["tcp", "udp", "sctp", "fwmark"];
+        let mut present: Vec<(&str, &Val)> = kinds
+            .iter()
+            .filter_map(|k| t.get(k).map(|v| (*k, v)))
+            .collect();
+        present.sort_by_key(|(k, _)| t.key_span(k).start);
+        let Some(&(kind, v)) = present.first() else {
+            self.errs.at(
+                &t.span,
+                "a service needs one of tcp, udp, sctp or fwmark (e.g. tcp = \"10.0.0.1:80\")",
+            );
+            return None;
+        };
+        if let Some(&(second, _)) = present.get(1) {
+            self.errs.at(
+                &t.key_span(second),
+                format!(
+                    "a service has one of tcp, udp, sctp or fwmark, not both {kind} and {second}"
+                ),
+            );
+            return None;
+        }
+        let ipv6 = match t.get("ipv6") {
+            Some(iv) if kind != "fwmark" => {
+                self.errs.at(
+                    &t.key_span("ipv6"),
+                    "ipv6 is only for fwmark services (an address says its own family)",
+                );
+                let _ = iv;
+                return None;
+            }
+            Some(iv) => self.boolean(iv, "ipv6")?,
+            None => false,
+        };
+        let key = if kind == "fwmark" {
+            let mark = self.integer(v, "fwmark", 1, u32::MAX as i64, "")? as u32;
+            let af = if ipv6 { Af::Inet6 } else { Af::Inet };
+            ServiceKey::Fwmark { mark, af }
+        } else {
+            let s = self.string(v, kind)?;
+            let (addr, port) = match parse_endpoint(s) {
+                Ok(x) => x,
+                Err(e) => {
+                    self.errs.at(&v.span(), format!("{kind}: {e}"));
+                    return None;
+                }
+            };
+            let Some(port) = port else {
+                self.errs.at(
+                    &v.span(),
+                    format!(
+                        "{kind}: `{s}` needs a port, as {}",
+                        format_endpoint(&addr, 80)
+                    ),
+                );
+                return None;
+            };
+            let proto = match kind {
+                "tcp" => Protocol::Tcp,
+                "udp" => Protocol::Udp,
+                _ => Protocol::Sctp,
+            };
+            ServiceKey::Addr { proto, addr, port }
+        };
+        Some((key, v.span()))
+    }
+
+    /// `sched_flags = ["sh-port", ...]`, ipvsadm's `-b` names.
+    fn sched_flags(&mut self, v: &Val<'_>, scheduler: &str) -> Option<u32> {
+        let DeValue::Array(items) = v.get_ref() else {
+            self.errs.at(
+                &v.span(),
+                format!(
+                    "sched_flags must be an array of flag names, not {}",
+                    article(v.get_ref())
+                ),
+            );
+            return None;
+        };
+        let mut flags = 0;
+        let mut ok = true;
+        for item in items.iter() {
+            let Some(name) = self.string(item, "each of sched_flags") else {
+                ok = false;
+                continue;
+            };
+            let (bit, only) = match name {
+                "flag-1" => (SVC_F_SCHED1, None),
+                "flag-2" => (SVC_F_SCHED2, None),
+                "flag-3" => (SVC_F_SCHED3, None),
+                "sh-fallback" => (SVC_F_SCHED1, Some("sh")),
+                "sh-port" => (SVC_F_SCHED2, Some("sh")),
+                "mh-fallback" => (SVC_F_SCHED1, Some("mh")),
+                "mh-port" => (SVC_F_SCHED2, Some("mh")),
+                _ => {
+                    ok = false;
+                    self.errs.at(
+                        &item.span(),
+                        format!(
+                            "unknown scheduler flag `{name}` (flag-1, flag-2, flag-3, \
+                             sh-fallback, sh-port, mh-fallback, mh-port)"
+                        ),
+                    );
+                    continue;
+                }
+            };
+            match only {
+                Some(s) if s != scheduler => {
+                    ok = false;
+                    self.errs.at(
+                        &item.span(),
+                        format!(
+                            "scheduler flag `{name}` is for the {s} scheduler, not {scheduler}"
+                        ),
+                    );
+                }
+                _ => flags |= bit,
+            }
+        }
+        ok.then_some(flags)
+    }
+
+    /// IPv4: a dotted netmask or a prefix length; IPv6: a prefix length.
+    fn netmask(&mut self, v: &Val<'_>, af: Af) -> Option<u32> {
+        match (af, v.get_ref()) {
+            (Af::Inet, DeValue::String(s)) => {
+                let Ok(a) = s.parse::<Ipv4Addr>() else {
+                    self.errs.at(
+                        &v.span(),
+                        format!(
+                            "netmask `{s}` is not a dotted IPv4 netmask (e.g. \"255.255.255.0\")"
+                        ),
+                    );
+                    return None;
+                };
+                let m = u32::from(a);
+                if prefix_of_mask(m).is_none() {
+                    self.errs.at(
+                        &v.span(),
+                        format!("netmask `{s}` is not contiguous (e.g. \"255.255.255.0\")"),
+                    );
+                    return None;
+                }
+                Some(m)
+            }
+            (Af::Inet, DeValue::Integer(_)) => self
+                .integer(v, "an IPv4 netmask prefix", 0, 32, "")
+                .map(|n| mask_from_prefix(n as u32)),
+            (Af::Inet6, DeValue::Integer(_)) => self
+                .integer(v, "an IPv6 netmask (prefix length)", 1, 128, "")
+                .map(|n| n as u32),
+            (Af::Inet6, other) => {
+                self.errs.at(
+                    &v.span(),
+                    format!(
+                        "an IPv6 service's netmask is a prefix length 1..=128, not {}",
+                        article(other)
+                    ),
+                );
+                None
+            }
+            (Af::Inet, other) => {
+                self.errs.at(
+                    &v.span(),
+                    format!(
+                        "netmask must be a dotted netmask or a prefix length, not {}",
+                        article(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn proxy_protocol(&mut self, v: &Val<'_>, engine: Option<Engine>) -> Option<ProxyProtocol> {
+        let p = self.choice(
+            v,
+            "proxy_protocol",
+            &[
+                ("none", ProxyProtocol::None),
+                ("v1", ProxyProtocol::V1),
+                ("v2", ProxyProtocol::V2),
+            ],
+        )?;
+        if p != ProxyProtocol::None && engine == Some(Engine::Xdp) {
+            self.errs.at(
+                &v.span(),
+                "proxy_protocol needs the proxy engine (engine = \"proxy\"); \
+                 the xdp engine forwards packets unchanged",
+            );
+            return None;
+        }
+        Some(p)
+    }
+
+    fn real_server(
+        &mut self,
+        t: Table<'_, '_>,
+        svc: &SvcCtx,
+        seen: &mut HashMap<(IpAddr, u16), usize>,
+    ) -> Option<RealServer> {
+        self.check_keys(&t, REAL_SERVER_KEYS);
+        let Some(av) = t.get("address") else {
+            self.errs.at(
+                &t.span,
+                "a real server needs an address (e.g. address = \"10.0.0.2:80\")",
+            );
+            return None;
+        };
+        let s = self.string(av, "address")?;
+        let (addr, port) = match parse_endpoint(s) {
+            Ok(x) => x,
+            Err(e) => {
+                self.errs.at(&av.span(), format!("address: {e}"));
+                return None;
+            }
+        };
+        let mut ok = true;
+
+        let engine = svc.engine.unwrap_or_default();
+        let method = match t.get("method") {
+            None => Some(engine.default_method()),
+            Some(v) => self.choice(
+                v,
+                "method",
+                &[
+                    ("masq", FwdMethod::Masq),
+                    ("route", FwdMethod::Route),
+                    ("tunnel", FwdMethod::Tunnel),
+                ],
+            ),
+        };
+        let method = method.unwrap_or_else(|| {
+            ok = false;
+            engine.default_method()
+        });
+        if method != FwdMethod::Masq && svc.engine == Some(Engine::Proxy) {
+            ok = false;
+            self.errs.at(
+                &t.get("method").map_or(av.span(), |v| v.span()),
+                format!(
+                    "method \"{}\" needs the xdp engine (engine = \"xdp\"); \
+                     the proxy engine only masquerades (method = \"masq\")",
+                    method_name(method)
+                ),
+            );
+        }
+
+        let svc_port = svc.key.port();
+        let port = match port {
+            None => svc_port,
+            Some(p) => {
+                if !svc.key.is_fwmark() && method != FwdMethod::Masq && p != svc_port {
+                    ok = false;
+                    self.errs.at(
+                        &av.span(),
+                        format!(
+                            "a {} real server receives the service's port {svc_port}, not {p} \
+                             (only masq maps ports); write {} or use method = \"masq\"",
+                            method_name(method),
+                            format_endpoint(&addr, svc_port)
+                        ),
+                    );
+                }
+                p
+            }
+        };
+        if Af::of(&addr) != svc.key.af() && method != FwdMethod::Tunnel {
+            ok = false;
+            self.errs.at(
+                &av.span(),
+                format!(
+                    "{} is not of the service's address family; a different family is \
+                     allowed only for tunnel real servers",
+                    addr
+                ),
+            );
+        }
+        if !is_valid_dest_addr(&addr) {
+            ok = false;
+            self.errs.at(
+                &av.span(),
+                format!("{addr} is not a unicast address a real server can have"),
+            );
+        }
+
+        let mut dest = DestConfig::new(addr, port);
+        dest.fwd = method;
+        let mut int = |this: &mut Self, key: &str, min: i64| -> Option<i64> {
+            let v = t.get(key)?;
+            let r = this.integer(v, key, min, MAX_WEIGHT, "");
+            if r.is_none() {
+                ok = false;
+            }
+            r
+        };
+        if let Some(w) = int(self, "weight", 0) {
+            dest.weight = w as i32;
+        }
+        if let Some(u) = int(self, "u_threshold", 0) {
+            dest.u_threshold = u as u32;
+        }
+        if let Some(l) = int(self, "l_threshold", 0) {
+            dest.l_threshold = l as u32;
+        }
+        if dest.l_threshold > dest.u_threshold {
+            ok = false;
+            self.errs.at(
+                &t.key_span("l_threshold"),
+                format!(
+                    "l_threshold {} is above u_threshold {} (the kernel refuses it; \
+                     u_threshold 0 means no limit and allows no l_threshold)",
+                    dest.l_threshold, dest.u_threshold
+                ),
+            );
+        }
+
+        if !self.tunnel(&t, &mut dest) {
+            ok = false;
+        }
+
+        let mut proxy_protocol = None;
+        if let Some(v) = t.get("proxy_protocol") {
+            match self.proxy_protocol(v, svc.engine) {
+                Some(p) => proxy_protocol = Some(p),
+                None => ok = false,
+            }
+        }
+
+        match seen.get(&(addr, port)) {
+            Some(&line) => {
+                ok = false;
+                self.errs.at(
+                    &av.span(),
+                    format!(
+                        "duplicate real server {} in {} (first declared at line {line})",
+                        format_endpoint(&addr, port),
+                        describe(&svc.key)
+                    ),
+                );
+            }
+            None => {
+                seen.insert((addr, port), self.errs.line_of(&av.span()));
+            }
+        }
+
+        ok.then_some(RealServer {
+            dest,
+            proxy_protocol,
+        })
+    }
+
+    /// `tunnel_type`, `tunnel_port`, `tunnel_checksum`, with ipvsadm's
+    /// rules: only for tunnel servers; ipip takes neither port nor
+    /// checksum option; gue needs a port; gre has no remote checksum.
+    fn tunnel(&mut self, t: &Table<'_, '_>, dest: &mut DestConfig) -> bool {
+        let keys = ["tunnel_type", "tunnel_port", "tunnel_checksum"];
+        if dest.fwd != FwdMethod::Tunnel {
+            if let Some(k) = keys.iter().find(|k| t.get(k).is_some()) {
+                self.errs.at(
+                    &t.key_span(k),
+                    format!("{k} applies only to method = \"tunnel\""),
+                );
+                return false;
+            }
+            return true;
+        }
+        let mut ok = true;
+        let ty = match t.get("tunnel_type") {
+            None => Some(TunType::Ipip),
+            Some(v) => self.choice(
+                v,
+                "tunnel_type",
+                &[
+                    ("ipip", TunType::Ipip),
+                    ("gue", TunType::Gue),
+                    ("gre", TunType::Gre),
+                ],
+            ),
+        };
+        let Some(ty) = ty else { return false };
+        dest.tun_type = ty;
+        if let Some(v) = t.get("tunnel_port") {
+            match self.integer(v, "tunnel_port", 1, 65535, "") {
+                Some(p) if ty == TunType::Gue => dest.tun_port = p as u16,
+                Some(_) => {
+                    ok = false;
+                    self.errs.at(
+                        &t.key_span("tunnel_port"),
+                        format!(
+                            "tunnel_port applies only to the gue tunnel type, not {}",
+                            tun_name(ty)
+                        ),
+                    );
+                }
+                None => ok = false,
+            }
+        } else if ty == TunType::Gue {
+            ok = false;
+            self.errs.at(
+                &t.key_span("tunnel_type"),
+                "the gue tunnel type needs tunnel_port",
+            );
+        }
+        if let Some(v) = t.get("tunnel_checksum") {
+            let c = self.choice(
+                v,
+                "tunnel_checksum",
+                &[
+                    ("nocsum", TUN_F_NOCSUM),
+                    ("csum", TUN_F_CSUM),
+                    ("remcsum", TUN_F_REMCSUM),
+                ],
+            );
+            match (ty, c) {
+                (_, None) => ok = false,
+                (TunType::Ipip, Some(_)) => {
+                    ok = false;
+                    self.errs.at(
+                        &t.key_span("tunnel_checksum"),
+                        "tunnel_checksum does not apply to the ipip tunnel type",
+                    );
+                }
+                (TunType::Gre, Some(TUN_F_REMCSUM)) => {
+                    ok = false;
+                    self.errs.at(
+                        &v.span(),
+                        "remcsum is only for the gue tunnel type (gre: nocsum or csum)",
+                    );
+                }
+                (_, Some(c)) => dest.tun_flags = c,
+            }
+        }
+        ok
+    }
+}
+
+/// `a string`, `an integer`... for messages.
+fn article(v: &DeValue<'_>) -> String {
+    let t = v.type_str();
+    let a = if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{a} {t}")
+}
+
+pub(crate) fn method_name(m: FwdMethod) -> &'static str {
+    match m {
+        FwdMethod::Masq => "masq",
+        FwdMethod::Tunnel => "tunnel",
+        // Local and Bypass never come from a file; they list as Route.
+        FwdMethod::Route | FwdMethod::Local | FwdMethod::Bypass => "route",
+    }
+}
+
+pub(crate) fn tun_name(t: TunType) -> &'static str {
+    match t {
+        TunType::Ipip => "ipip",
+        TunType::Gue => "gue",
+        TunType::Gre => "gre",
+    }
+}
