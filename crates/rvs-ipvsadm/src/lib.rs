@@ -81,6 +81,7 @@ impl<W: Write> Write for CStdout<W> {
 /// exit code. The name it was invoked under does not matter (`rvsadm` and
 /// an `ipvsadm` link behave the same); `argv[0]` only appears in messages.
 pub fn main_with_args(argv: Vec<String>) -> i32 {
+    default_sigpipe();
     let stdout = std::io::stdout();
     let tty = stdout.is_terminal();
     let mut out = CStdout::new(stdout.lock(), tty);
@@ -112,6 +113,17 @@ pub fn main_with_args(argv: Vec<String>) -> i32 {
     };
     let _ = out.flush();
     code
+}
+
+/// Restores the default SIGPIPE action (Rust ignores it), so that
+/// `ipvsadm -L | head -1` ends the writer quietly, as it ends ipvsadm.
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    // SAFETY: signal(2) with SIG_DFL takes no pointers and is called
+    // before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Ends the process with SIGSEGV, as ipvsadm does when `-b` has no flag
