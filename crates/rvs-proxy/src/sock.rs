@@ -1,0 +1,164 @@
+//! Socket construction: listening sockets shared by the workers through
+//! SO_REUSEPORT, and connections to real servers (optionally from the
+//! client's own address).
+
+use socket2::{Domain, SockRef, Socket, Type};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+fn new_socket(addr: &SocketAddr, ty: Type, proto: socket2::Protocol) -> io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(*addr), ty, Some(proto))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    Ok(s)
+}
+
+fn set_transparent(s: &Socket, addr: &SocketAddr) -> io::Result<()> {
+    match addr {
+        SocketAddr::V4(_) => s.set_ip_transparent_v4(true),
+        SocketAddr::V6(_) => s.set_ip_transparent_v6(true),
+    }
+}
+
+/// Common options of a service socket: reusable by every worker, and
+/// bindable before the virtual address is configured on this host (so a
+/// VRRP-managed address can come and go).
+fn service_socket(addr: &SocketAddr, ty: Type, proto: socket2::Protocol) -> io::Result<Socket> {
+    let s = new_socket(addr, ty, proto)?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    match addr {
+        SocketAddr::V4(_) => s.set_freebind_v4(true)?,
+        SocketAddr::V6(_) => s.set_freebind_v6(true)?,
+    }
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+/// A TCP listener on `addr` (one per worker; SO_REUSEPORT spreads new
+/// connections across them).
+pub(crate) fn tcp_listener(
+    addr: SocketAddr,
+    backlog: u32,
+    transparent: bool,
+) -> io::Result<std::net::TcpListener> {
+    let s = service_socket(&addr, Type::STREAM, socket2::Protocol::TCP)?;
+    if transparent {
+        // TPROXY delivers connections for addresses that are not local.
+        set_transparent(&s, &addr)?;
+    }
+    s.bind(&addr.into())?;
+    s.listen(backlog.min(i32::MAX as u32) as i32)?;
+    Ok(s.into())
+}
+
+/// A UDP socket bound to `addr` (one per worker; SO_REUSEPORT keeps each
+/// client's datagrams on one worker).
+pub(crate) fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let s = service_socket(&addr, Type::DGRAM, socket2::Protocol::UDP)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+/// Binds (without listening) a socket like a service socket, to learn
+/// early whether another program holds the address and port.
+pub(crate) fn probe_bind(addr: SocketAddr, ty: Type) -> io::Result<()> {
+    let proto = if ty == Type::DGRAM {
+        socket2::Protocol::UDP
+    } else {
+        socket2::Protocol::TCP
+    };
+    let s = service_socket(&addr, ty, proto)?;
+    s.bind(&addr.into())
+}
+
+/// The unspecified address of `addr`'s family, port 0.
+pub(crate) fn any_of(addr: &SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+    }
+}
+
+/// Binds `s` to the client's address for transparent mode: with the
+/// client's port when that is free here, otherwise with any port.
+fn bind_transparent(s: &Socket, client: SocketAddr) -> io::Result<()> {
+    set_transparent(s, &client)?;
+    s.set_reuse_address(true)?;
+    match s.bind(&client.into()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            s.bind(&SocketAddr::new(client.ip(), 0).into())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Connects to a real server, from `source` (the client, transparent mode)
+/// when given.
+pub(crate) async fn connect(
+    dest: SocketAddr,
+    source: Option<SocketAddr>,
+) -> io::Result<tokio::net::TcpStream> {
+    let stream = match source {
+        None => tokio::net::TcpStream::connect(dest).await?,
+        Some(src) => {
+            let s = new_socket(&dest, Type::STREAM, socket2::Protocol::TCP)?;
+            bind_transparent(&s, src)?;
+            s.set_nonblocking(true)?;
+            let std: std::net::TcpStream = s.into();
+            tokio::net::TcpSocket::from_std_stream(std)
+                .connect(dest)
+                .await?
+        }
+    };
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// An unconnected UDP socket towards real servers of `dest`'s family, from
+/// `source` (the client, transparent mode) when given.
+pub(crate) fn udp_upstream(
+    dest: &SocketAddr,
+    source: Option<SocketAddr>,
+) -> io::Result<std::net::UdpSocket> {
+    let s = new_socket(dest, Type::DGRAM, socket2::Protocol::UDP)?;
+    match source {
+        Some(src) => bind_transparent(&s, src)?,
+        None => s.bind(&any_of(dest).into())?,
+    }
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+/// Closes a TCP socket with a reset rather than a FIN (the proxy's
+/// equivalent of the kernel refusing or aborting a connection).
+pub(crate) fn reset(stream: tokio::net::TcpStream) {
+    let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    drop(stream);
+}
+
+/// Whether an error means the process or system ran out of descriptors
+/// (or memory for sockets): back off instead of spinning.
+pub(crate) fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+    )
+}
+
+/// Whether this process may use IP_TRANSPARENT and TPROXY (CAP_NET_ADMIN
+/// in its effective set), read from `/proc/self/status`.
+pub fn privileged() -> bool {
+    const CAP_NET_ADMIN: u32 = 12;
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_NET_ADMIN) != 0)
+}

@@ -1,0 +1,248 @@
+//! What a worker knows about each of its connections and UDP flows between
+//! two visits to the director: traffic not yet counted in the connection
+//! table, activity for the idle timeout, and the cancellation that closes
+//! the connection when its entry dies (expiry, `-d` with
+//! `expire_nodest_conn`, `-C`) or the engine stops.
+
+use rvs_conn::{tcp, ConnId, ConnTable, Direction, Transport};
+use rvs_core::table::ServiceTable;
+use rvs_core::{DestId, DestStore, Protocol, Time};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Traffic not yet reported to the connection table. A "packet" is one
+/// successful read (TCP: one `read`/`splice` from a socket; UDP: one datagram).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub in_pkts: u64,
+    pub in_bytes: u64,
+    pub out_pkts: u64,
+    pub out_bytes: u64,
+}
+
+impl Counts {
+    pub fn is_zero(&self) -> bool {
+        self.in_pkts == 0 && self.out_pkts == 0
+    }
+}
+
+/// Reply traffic of a one-packet UDP flow, whose entries are freed at once:
+/// counted straight into the real server's statistics.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DestCounts {
+    pub dest: DestId,
+    pub pkts: u64,
+    pub bytes: u64,
+}
+
+/// One connection or UDP flow of a worker.
+#[derive(Debug)]
+pub(crate) struct Tracked {
+    pub proto: Protocol,
+    /// The connection-table entry; `None` for one-packet UDP flows.
+    pub conn: Cell<Option<ConnId>>,
+    pending: Cell<Counts>,
+    ops_out: RefCell<Vec<DestCounts>>,
+    /// Reads so far, for idleness.
+    activity: Cell<u64>,
+    seen_activity: Cell<u64>,
+    idle_since: Cell<Time>,
+    cancelled: Cell<bool>,
+    notify: Notify,
+}
+
+impl Tracked {
+    pub fn new(proto: Protocol, conn: Option<ConnId>, now: Time) -> Tracked {
+        Tracked {
+            proto,
+            conn: Cell::new(conn),
+            pending: Cell::new(Counts::default()),
+            ops_out: RefCell::new(Vec::new()),
+            activity: Cell::new(0),
+            seen_activity: Cell::new(0),
+            idle_since: Cell::new(now),
+            cancelled: Cell::new(false),
+            notify: Notify::new(),
+        }
+    }
+
+    /// Counts one read of `n` bytes from the client.
+    #[inline]
+    pub fn count_in(&self, n: usize) {
+        let mut c = self.pending.get();
+        c.in_pkts += 1;
+        c.in_bytes += n as u64;
+        self.pending.set(c);
+        self.activity.set(self.activity.get() + 1);
+    }
+
+    /// Counts one read of `n` bytes from the real server.
+    #[inline]
+    pub fn count_out(&self, n: usize) {
+        let mut c = self.pending.get();
+        c.out_pkts += 1;
+        c.out_bytes += n as u64;
+        self.pending.set(c);
+        self.activity.set(self.activity.get() + 1);
+    }
+
+    /// Counts a reply datagram of a one-packet flow from real server `dest`.
+    pub fn count_ops_out(&self, dest: DestId, n: usize) {
+        let mut v = self.ops_out.borrow_mut();
+        match v.iter_mut().find(|d| d.dest == dest) {
+            Some(d) => {
+                d.pkts += 1;
+                d.bytes += n as u64;
+            }
+            None => v.push(DestCounts {
+                dest,
+                pkts: 1,
+                bytes: n as u64,
+            }),
+        }
+        self.activity.set(self.activity.get() + 1);
+    }
+
+    /// Marks activity without traffic (a one-packet datagram counted at
+    /// scheduling time).
+    pub fn touch(&self) {
+        self.activity.set(self.activity.get() + 1);
+    }
+
+    pub fn cancel(&self) {
+        if !self.cancelled.replace(true) {
+            self.notify.notify_waiters();
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.get()
+    }
+
+    /// Resolves once [`Tracked::cancel`] has been called.
+    pub async fn cancelled(&self) {
+        loop {
+            let n = self.notify.notified();
+            if self.cancelled.get() {
+                return;
+            }
+            n.await;
+        }
+    }
+
+    /// Reports pending traffic to the table (with the director locked).
+    /// Returns false when the entry no longer exists.
+    pub fn flush(&self, conns: &mut ConnTable, table: &mut ServiceTable, now: Time) -> bool {
+        let ops = std::mem::take(&mut *self.ops_out.borrow_mut());
+        for d in ops {
+            count_n(table, d.dest, Direction::Output, d.pkts, d.bytes);
+        }
+        let c = self.pending.take();
+        let Some(id) = self.conn.get() else {
+            return true;
+        };
+        if c.is_zero() {
+            return conns.get(id).is_some();
+        }
+        let l4 = match self.proto {
+            Protocol::Udp => Transport::Udp,
+            _ => Transport::Tcp(tcp::ACK),
+        };
+        let dest = conns.get(id).and_then(|e| e.dest());
+        let mut alive = true;
+        for (dir, pkts, bytes) in [
+            (Direction::Input, c.in_pkts, c.in_bytes),
+            (Direction::Output, c.out_pkts, c.out_bytes),
+        ] {
+            if pkts == 0 {
+                continue;
+            }
+            // One packet through the state machine (which re-arms the
+            // entry), the others straight into the statistics.
+            alive &= conns.process(id, dir, l4, bytes, now, table).is_some();
+            if let Some(d) = dest {
+                count_n(table, d, dir, pkts - 1, 0);
+            }
+        }
+        alive
+    }
+
+    /// Whether the flow has been idle for `limit` ms as of `now`; called once
+    /// per maintenance round.
+    pub fn idle_for(&self, now: Time) -> Time {
+        let a = self.activity.get();
+        if a != self.seen_activity.get() {
+            self.seen_activity.set(a);
+            self.idle_since.set(now);
+        }
+        now.saturating_sub(self.idle_since.get())
+    }
+}
+
+fn count_n(table: &mut ServiceTable, dest: DestId, dir: Direction, pkts: u64, bytes: u64) {
+    for i in 0..pkts {
+        let b = if i == 0 { bytes } else { 0 };
+        match dir {
+            Direction::Input => table.count_in(dest, b),
+            Direction::Output => table.count_out(dest, b),
+        }
+    }
+}
+
+/// The connections and flows of one worker.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    next: Cell<u64>,
+    items: RefCell<HashMap<u64, Rc<Tracked>>>,
+    /// Live items of every worker together.
+    live: Arc<AtomicUsize>,
+}
+
+impl Registry {
+    pub fn new(live: Arc<AtomicUsize>) -> Registry {
+        Registry {
+            next: Cell::new(0),
+            items: RefCell::new(HashMap::new()),
+            live,
+        }
+    }
+
+    pub fn insert(&self, t: Rc<Tracked>) -> u64 {
+        let k = self.next.get();
+        self.next.set(k + 1);
+        self.items.borrow_mut().insert(k, t);
+        self.live.fetch_add(1, Ordering::Relaxed);
+        k
+    }
+
+    pub fn remove(&self, k: u64) {
+        if self.items.borrow_mut().remove(&k).is_some() {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<Rc<Tracked>> {
+        self.items.borrow().values().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.borrow().len()
+    }
+}
+
+/// Removes a tracked item from its registry when the task that owns it
+/// ends, however it ends.
+pub(crate) struct Registration<'a> {
+    pub registry: &'a Registry,
+    pub key: u64,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.registry.remove(self.key);
+    }
+}
