@@ -42,6 +42,11 @@ pub fn unix_connector(path: PathBuf) -> Connector {
     })
 }
 
+/// What ipvsadm prints when the kernel refuses its control channel; rvsadm
+/// prints it when the daemon's socket refuses the connection.
+const NOT_ROOT: &str = "Can't initialize ipvs: Permission denied (you must be root)\n\
+                        Are you sure that IP Virtual Server is built in the kernel or as module?\n";
+
 /// "Leave the process with this code now."
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stop(pub i32);
@@ -179,14 +184,34 @@ impl<'a> Runner<'a> {
 
     /// The whole process: `ipvsadm ARGS...`. Returns the exit code.
     pub fn run(&mut self, argv: &[String]) -> i32 {
-        let r = if argv.len() <= 1 {
-            self.list_all(0).map(|()| 0)
-        } else {
-            self.process_options(argv, false)
-        };
+        let r = self.init().and_then(|()| {
+            if argv.len() <= 1 {
+                self.list_all(0).map(|()| 0)
+            } else {
+                self.process_options(argv, false)
+            }
+        });
         match r {
             Ok(result) => exit_code(result),
             Err(Stop(code)) => exit_code(code),
+        }
+    }
+
+    /// ipvsadm opens the kernel channel before it looks at its arguments,
+    /// so without the rights to it even `-h` fails. rvsadm connects first
+    /// too: a socket that refuses us ends the process the same way. A daemon
+    /// that is not running only matters to commands that need it.
+    fn init(&mut self) -> Result<(), Stop> {
+        match (self.connector)() {
+            Ok(b) => {
+                self.backend = Some(b);
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                self.eprint(NOT_ROOT);
+                Err(Stop(2))
+            }
+            Err(_) => Ok(()),
         }
     }
 
@@ -196,11 +221,7 @@ impl<'a> Runner<'a> {
                 Ok(b) => self.backend = Some(b),
                 Err(e) => {
                     let msg = if e.kind() == std::io::ErrorKind::PermissionDenied {
-                        // The daemon's socket is what the kernel's CAP_NET_ADMIN
-                        // check is for ipvsadm.
-                        "Can't initialize ipvs: Permission denied (you must be root)\n\
-                         Are you sure that IP Virtual Server is built in the kernel or as module?\n"
-                            .to_string()
+                        NOT_ROOT.to_string()
                     } else {
                         format!(
                             "Can't initialize ipvs: cannot connect to rvsd at {}: {}\n\
