@@ -71,12 +71,6 @@ pub fn mask_from_prefix(len: u32) -> u32 {
     }
 }
 
-/// The prefix length of a contiguous IPv4 netmask, or `None`.
-pub fn prefix_of_mask(mask: u32) -> Option<u32> {
-    let len = mask.leading_ones();
-    (mask_from_prefix(len) == mask).then_some(len)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,13 +110,10 @@ mod tests {
     }
 
     #[test]
-    fn masks_and_prefixes() {
+    fn masks_from_prefixes() {
         assert_eq!(mask_from_prefix(24), 0xffff_ff00);
         assert_eq!(mask_from_prefix(32), 0xffff_ffff);
+        assert_eq!(mask_from_prefix(1), 0x8000_0000);
         assert_eq!(mask_from_prefix(0), 0);
-        assert_eq!(prefix_of_mask(0xffff_0000), Some(16));
-        assert_eq!(prefix_of_mask(0), Some(0));
-        assert_eq!(prefix_of_mask(24), None);
-        assert_eq!(prefix_of_mask(0xff00_ff00), None);
     }
 }

@@ -12,7 +12,7 @@
 //! accepting `-A`/`-a` (see `docs/config.md` for the list), plus what the
 //! chosen engine cannot carry.
 
-use crate::addr::{format_endpoint, mask_from_prefix, parse_endpoint, prefix_of_mask};
+use crate::addr::{format_endpoint, mask_from_prefix, parse_endpoint};
 use crate::error::{ConfigError, Errors};
 use crate::model::*;
 use rvs_core::dest::{TUN_F_CSUM, TUN_F_NOCSUM, TUN_F_REMCSUM};
@@ -788,15 +788,8 @@ impl Reader<'_> {
                     );
                     return None;
                 };
-                let m = u32::from(a);
-                if prefix_of_mask(m).is_none() {
-                    self.errs.at(
-                        &v.span(),
-                        format!("netmask `{s}` is not contiguous (e.g. \"255.255.255.0\")"),
-                    );
-                    return None;
-                }
-                Some(m)
+                // Like the kernel, any mask is taken, contiguous or not.
+                Some(u32::from(a))
             }
             (Af::Inet, DeValue::Integer(_)) => self
                 .integer(v, "an IPv4 netmask prefix", 0, 32, "")

@@ -45,9 +45,12 @@ fn rule_lines(text: &str) -> Vec<(usize, Vec<String>)> {
         .collect()
 }
 
-/// ipvsadm saves fwmarks above 2^31 - 1 as negative numbers (`-f -1`),
-/// which its own `-R` refuses; read them back as the mark they stand for.
-fn unsign_fwmarks(words: &mut [String]) {
+/// Two things `ipvsadm -S` writes that its own `-R` refuses, read back as
+/// what they stand for: fwmarks above 2^31 - 1 saved as negative numbers
+/// (`-f -1`), and a trailing `-b` with nothing after it, which is how it
+/// saves an sh or mh service whose only scheduler flag is flag-3 (it
+/// names sh's and mh's own two flags and never flag-3).
+fn unquirk(words: &mut Vec<String>) {
     for i in 1..words.len() {
         if matches!(words[i - 1].as_str(), "-f" | "--fwmark-service") {
             if let Ok(n) = words[i].parse::<i32>() {
@@ -56,6 +59,9 @@ fn unsign_fwmarks(words: &mut [String]) {
                 }
             }
         }
+    }
+    if words.last().is_some_and(|w| w == "-b") {
+        words.push("flag-3".to_string());
     }
 }
 
@@ -74,7 +80,7 @@ pub fn from_rules_with(text: &str, names: &NameDb) -> Result<Config, String> {
         let fail = |msg: &str| format!("line {n}: {msg}");
         let mut argv = vec!["ipvsadm".to_string()];
         argv.extend(words);
-        unsign_fwmarks(&mut argv);
+        unquirk(&mut argv);
         let c = match parse_args_with(&argv, names, false) {
             Ok(c) => c,
             Err(Exit::Fail { msg, .. } | Exit::Popt { msg }) => return Err(fail(&msg)),
@@ -174,8 +180,7 @@ pub fn from_rules_with(text: &str, names: &NameDb) -> Result<Config, String> {
             }
         }
     }
-    // What ipvsadm accepts but a configuration file does not (such as a
-    // non-contiguous netmask from `-M 24`, which means 0.0.0.24).
+    // What ipvsadm accepts but a configuration file does not.
     if let Err(errs) = crate::parse(&crate::to_toml(&cfg), "converted") {
         let msgs: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
         return Err(format!(

@@ -453,15 +453,6 @@ fn persistence_netmask_and_pe() {
     );
     one(
         &svc(
-            "persistent = true\nnetmask = \"255.0.255.0\"",
-            "address = \"10.0.0.2:80\"",
-        ),
-        4,
-        11,
-        "netmask `255.0.255.0` is not contiguous",
-    );
-    one(
-        &svc(
             "persistent = true\nnetmask = \"255.255.255\"",
             "address = \"10.0.0.2:80\"",
         ),
@@ -509,6 +500,16 @@ fn persistence_netmask_and_pe() {
     assert_eq!(sc.flags, SVC_F_PERSISTENT);
     assert_eq!((sc.timeout, sc.netmask), (360, 0xffff_ff00));
     assert_eq!(sc.pe_name.as_deref(), Some("sip"));
+    // Like the kernel, any mask: ipvsadm's `-M 24` means 0.0.0.24.
+    let c = parse(
+        &svc(
+            "persistent = 5\nnetmask = \"0.0.0.24\"",
+            "address = \"10.0.0.2:80\"",
+        ),
+        "f",
+    )
+    .unwrap();
+    assert_eq!(c.services[0].config.netmask, 24);
     let c = parse(
         "[[service]]\nfwmark = 3\nipv6 = true\npersistent = 90\nnetmask = 64\n",
         "f",
