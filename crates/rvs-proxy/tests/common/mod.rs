@@ -206,6 +206,8 @@ pub enum Mode {
     Echo,
     /// Reads a PROXY header (v1 or v2), answers "NAME SRC DST\n" and closes.
     ProxyEcho,
+    /// Answers "NAME PEER\n" (the address the connection came from), then holds.
+    Peer,
 }
 
 /// A real server running on the test's runtime.
@@ -264,6 +266,16 @@ pub async fn tcp_rs(name: &str, ip: &str, mode: Mode) -> Rs {
 
 async fn serve_rs(mut s: TcpStream, name: String, mode: Mode) {
     match mode {
+        Mode::Peer => {
+            let peer = s.peer_addr().unwrap();
+            let _ = s.write_all(format!("{name} {peer}\n").as_bytes()).await;
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        }
         Mode::Close => {
             let _ = s.write_all(format!("{name}\n").as_bytes()).await;
         }
@@ -393,8 +405,28 @@ pub async fn fetch(vip: SocketAddr) -> String {
 /// Connects and reads the first line; the connection stays open.
 /// A refused or reset connection reads as "<refused>".
 pub async fn open(vip: SocketAddr) -> (Option<BufReader<TcpStream>>, String) {
+    open_from(None, vip).await
+}
+
+/// [`open`] from a chosen source address.
+pub async fn open_from(
+    src: Option<&str>,
+    vip: SocketAddr,
+) -> (Option<BufReader<TcpStream>>, String) {
     let r = tokio::time::timeout(Duration::from_secs(10), async {
-        let s = TcpStream::connect(vip).await?;
+        let s = match src {
+            None => TcpStream::connect(vip).await?,
+            Some(ip) => {
+                let sock = if vip.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()?
+                } else {
+                    tokio::net::TcpSocket::new_v6()?
+                };
+                sock.set_reuseaddr(true)?;
+                sock.bind(SocketAddr::new(ip.parse().unwrap(), 0))?;
+                sock.connect(vip).await?
+            }
+        };
         let mut r = BufReader::new(s);
         let mut line = String::new();
         r.read_line(&mut line).await?;
@@ -405,6 +437,33 @@ pub async fn open(vip: SocketAddr) -> (Option<BufReader<TcpStream>>, String) {
     match r {
         Ok((r, line)) if !line.is_empty() => (Some(r), line.trim_end().to_string()),
         _ => (None, "<refused>".into()),
+    }
+}
+
+/// Writes `msg` on a held connection and reads one line back.
+pub async fn roundtrip(r: &mut BufReader<TcpStream>, msg: &str) -> std::io::Result<String> {
+    r.get_mut().write_all(format!("{msg}\n").as_bytes()).await?;
+    let mut line = String::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), r.read_line(&mut line))
+        .await
+        .map_err(|_| std::io::Error::other("no answer within 5 s"))??;
+    if n == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(line.trim_end().to_string())
+}
+
+/// Waits until the peer closes or resets the connection (EOF or error).
+pub async fn closed_by_peer(r: &mut BufReader<TcpStream>, secs: u64) -> bool {
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, r.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
     }
 }
 
