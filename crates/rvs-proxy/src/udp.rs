@@ -48,12 +48,12 @@ impl Flow {
 
     fn send(&self, data: &[u8], to: SocketAddr, header: Option<&[u8]>) {
         let r = match header {
-            None => self.upstream.try_send_to(data, to),
+            None => send_now(&self.upstream, data, to),
             Some(h) => {
                 let mut v = Vec::with_capacity(h.len() + data.len());
                 v.extend_from_slice(h);
                 v.extend_from_slice(data);
-                self.upstream.try_send_to(&v, to)
+                send_now(&self.upstream, &v, to)
             }
         };
         // A full socket buffer drops the datagram, as a congested link would.
@@ -61,6 +61,13 @@ impl Flow {
             tracing::trace!(rs = %to, "udp send: {e}");
         }
     }
+}
+
+/// Sends a datagram now, without waiting for the runtime to have seen the
+/// socket writable (a new socket has not been polled yet); a full buffer
+/// (EAGAIN) drops the datagram, as a congested link would.
+fn send_now(sock: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<usize> {
+    socket2::SockRef::from(sock).send_to(data, &to.into())
 }
 
 type Flows = Rc<RefCell<HashMap<SocketAddr, Rc<Flow>>>>;
@@ -242,7 +249,7 @@ async fn replies(
                     } else {
                         flow.tracked.count_out(n);
                     }
-                    if let Err(e) = sock.try_send_to(&buf[..n], peer) {
+                    if let Err(e) = send_now(&sock, &buf[..n], peer) {
                         tracing::trace!(client = %peer, "udp reply: {e}");
                     }
                 }
