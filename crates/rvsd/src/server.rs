@@ -56,25 +56,36 @@ fn options(extra: &[String], sysctls: rvs_conn::Sysctls) -> DirectorOptions {
 
 /// Whether `addr` is a broadcast address in this network namespace's local
 /// routing table (what the kernel's `inet_addr_type` calls RTN_BROADCAST),
-/// read from `/proc/net/fib_trie`.
+/// read from `/proc/net/fib_trie` once per control request (see
+/// [`BROADCASTS`]), so a restore of thousands of real servers parses it once.
 fn is_local_broadcast(addr: &std::net::IpAddr) -> bool {
     let std::net::IpAddr::V4(a) = addr else {
         return false;
     };
+    let mut cache = lock(&BROADCASTS);
+    cache.get_or_insert_with(local_broadcasts).contains(a)
+}
+
+/// The local broadcast addresses, read lazily; cleared before each request.
+static BROADCASTS: Mutex<Option<std::collections::HashSet<std::net::Ipv4Addr>>> = Mutex::new(None);
+
+fn local_broadcasts() -> std::collections::HashSet<std::net::Ipv4Addr> {
+    let mut set = std::collections::HashSet::new();
     let Ok(trie) = std::fs::read_to_string("/proc/net/fib_trie") else {
-        return false;
+        return set;
     };
-    let needle = a.to_string();
-    let mut current: Option<&str> = None;
+    let mut current: Option<std::net::Ipv4Addr> = None;
     for line in trie.lines() {
         let t = line.trim_start();
         if let Some(rest) = t.strip_prefix("|-- ").or_else(|| t.strip_prefix("+-- ")) {
-            current = rest.split('/').next();
-        } else if t.starts_with("/32 link BROADCAST") && current == Some(needle.as_str()) {
-            return true;
+            current = rest.split('/').next().and_then(|a| a.parse().ok());
+        } else if t.starts_with("/32 link BROADCAST") {
+            if let Some(a) = current {
+                set.insert(a);
+            }
         }
     }
-    false
+    set
 }
 
 /// An interface's MTU and IFF_UP flag from sysfs; `None` if it does not exist.
@@ -276,6 +287,7 @@ fn serve_client(stream: UnixStream, shared: &Mutex<Shared>, epoch: Instant) {
 /// Applies a request under the lock and persists what it changed.
 fn handle(shared: &Mutex<Shared>, req: &Request, now: Time) -> Response {
     let mut guard = lock(shared);
+    *lock(&BROADCASTS) = None;
     let s = &mut *guard;
     let (resp, rules) = {
         let mut d = lock(&s.director);
