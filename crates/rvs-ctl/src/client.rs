@@ -27,6 +27,8 @@ pub enum ClientError {
     Errno(Errno),
     /// The daemon answered something this client did not expect.
     Protocol(String),
+    /// The engine cannot carry the request (see [`Response::Refused`]).
+    Refused(String),
 }
 
 impl std::fmt::Display for ClientError {
@@ -35,6 +37,7 @@ impl std::fmt::Display for ClientError {
             ClientError::Io(e) => write!(f, "{e}"),
             ClientError::Errno(e) => write!(f, "{e}"),
             ClientError::Protocol(s) => write!(f, "protocol error: {s}"),
+            ClientError::Refused(s) => write!(f, "{s}"),
         }
     }
 }
@@ -191,6 +194,7 @@ fn unexpected(r: Response) -> ClientError {
     match r {
         Response::Err(e) => ClientError::Errno(e),
         Response::BadRequest(s) => ClientError::Protocol(s),
+        Response::Refused(s) => ClientError::Refused(s),
         other => ClientError::Protocol(format!("unexpected response {other:?}")),
     }
 }

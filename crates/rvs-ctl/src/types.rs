@@ -174,6 +174,10 @@ pub enum Response {
     Err(Errno),
     /// The request line could not be understood at all.
     BadRequest(String),
+    /// The table would accept the request but the running engine cannot
+    /// carry it (e.g. a direct-routing real server under the proxy engine
+    /// with `--strict`); the message says why and what would.
+    Refused(String),
     Info(Info),
     Services(Vec<ServiceEntry>),
     Service(ServiceEntry),

@@ -119,6 +119,10 @@ impl Runner<'_> {
                         self.eprint(&msg);
                         results.push(-1);
                     }
+                    Response::Refused(m) => {
+                        self.eprint(&format!("{m}\n"));
+                        results.push(-1);
+                    }
                     _ => results.push(0),
                 }
             }

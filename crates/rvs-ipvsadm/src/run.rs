@@ -244,6 +244,12 @@ impl<'a> Runner<'a> {
         let r = self.backend()?.call(req);
         match r {
             Ok(Response::Err(e)) => Ok(Err(e)),
+            Ok(Response::Refused(m)) | Err(ClientError::Refused(m)) => {
+                // Not an ipvsadm situation: the table would take the rule
+                // but the engine cannot carry it. Fail like a kernel error.
+                self.eprint(&format!("{m}\n"));
+                Err(Stop(255))
+            }
             Ok(resp) => Ok(Ok(resp)),
             Err(ClientError::Errno(e)) => Ok(Err(e)),
             Err(ClientError::Io(e)) => {
