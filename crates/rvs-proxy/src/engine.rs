@@ -189,7 +189,10 @@ impl Engine {
     fn open(&self, key: &ServiceKey) -> Result<Listening, String> {
         let proto = key.protocol();
         let (addr, tproxy) = match *key {
-            ServiceKey::Addr { proto, .. } if proto == Protocol::Sctp => {
+            ServiceKey::Addr {
+                proto: Protocol::Sctp,
+                ..
+            } => {
                 return Err(
                     "SCTP services need the xdp engine; the proxy engine carries TCP and UDP"
                         .into(),

@@ -46,7 +46,10 @@ async fn persistence_keeps_a_client_on_its_real_server_and_netmask_groups_client
     }
     let templates: Vec<_> = lvs.conns().into_iter().filter(|c| c.cport == 0).collect();
     assert_eq!(templates.len(), 2, "{templates:?}");
-    assert!(templates.iter().all(|t| t.state == "ASSURED"), "{templates:?}");
+    assert!(
+        templates.iter().all(|t| t.state == "ASSURED"),
+        "{templates:?}"
+    );
 
     // -M 255.255.255.0: 127.0.0.3 and 127.0.0.4 share one template.
     let vip2 = free_addr("127.0.0.1");
@@ -124,7 +127,10 @@ async fn weight_zero_drains_and_scheduler_change_keeps_connections() {
     for _ in 0..4 {
         assert_eq!(fetch(vip).await, "rsB");
     }
-    assert_eq!(roundtrip(&mut s2, "still there").await.unwrap(), "still there");
+    assert_eq!(
+        roundtrip(&mut s2, "still there").await.unwrap(),
+        "still there"
+    );
     // -E to another scheduler: established connections are untouched.
     lvs.ok(Request::EditService {
         key,
@@ -310,7 +316,11 @@ async fn admit_refuses_what_needs_the_xdp_engine_or_root() {
     });
     if lvs.engine().privileged() {
         r.unwrap();
-        assert!(lvs.engine().tproxy_ports().iter().any(|(k, p)| *k == fwm && *p != 0));
+        assert!(lvs
+            .engine()
+            .tproxy_ports()
+            .iter()
+            .any(|(k, p)| *k == fwm && *p != 0));
     } else {
         assert!(r.unwrap_err().contains("TPROXY"));
     }

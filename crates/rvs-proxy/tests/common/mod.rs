@@ -80,7 +80,12 @@ impl Lvs {
         self.add_service_with(key, sched, |_| {});
     }
 
-    pub fn add_service_with(&self, key: ServiceKey, sched: &str, f: impl FnOnce(&mut ServiceConfig)) {
+    pub fn add_service_with(
+        &self,
+        key: ServiceKey,
+        sched: &str,
+        f: impl FnOnce(&mut ServiceConfig),
+    ) {
         let mut config = ServiceConfig::defaults(key.af());
         config.scheduler = sched.into();
         f(&mut config);
@@ -112,7 +117,12 @@ impl Lvs {
     }
 
     pub fn service(&self, key: ServiceKey) -> ServiceEntry {
-        match self.director.lock().unwrap().apply(&Request::GetService { key }, 0) {
+        match self
+            .director
+            .lock()
+            .unwrap()
+            .apply(&Request::GetService { key }, 0)
+        {
             Response::Service(s) => s,
             r => panic!("{r:?}"),
         }
@@ -305,7 +315,9 @@ async fn serve_rs(mut s: TcpStream, name: String, mode: Mode) {
                     Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 }
             };
-            let _ = s.write_all(format!("{name} {src} {dst}\n").as_bytes()).await;
+            let _ = s
+                .write_all(format!("{name} {src} {dst}\n").as_bytes())
+                .await;
         }
     }
 }
