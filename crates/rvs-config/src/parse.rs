@@ -676,12 +676,11 @@ impl Reader<'_> {
             return None;
         }
         let ipv6 = match t.get("ipv6") {
-            Some(iv) if kind != "fwmark" => {
+            Some(_) if kind != "fwmark" => {
                 self.errs.at(
                     &t.key_span("ipv6"),
                     "ipv6 is only for fwmark services (an address says its own family)",
                 );
-                let _ = iv;
                 return None;
             }
             Some(iv) => self.boolean(iv, "ipv6")?,
