@@ -1,0 +1,93 @@
+//! `rvsctl`, rvs's own command line for what ipvsadm cannot express.
+//!
+//! Today: validating an `rvs.toml` (`config check`), converting between an
+//! `ipvsadm -S` rule file and `rvs.toml` (`config from-rules`, `config
+//! to-rules`), and `demo-servers`, tiny real servers for the demo and for
+//! trying rvs out (each answers TCP with an HTTP response naming itself, and
+//! UDP datagrams with its name).
+
+mod demo;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "rvsctl", version, about = "rvs's own command line")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Configuration files.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Runs demo real servers on the given addresses until interrupted.
+    DemoServers {
+        /// Addresses to serve on (TCP and UDP), e.g. 127.0.0.1:9001.
+        #[arg(required = true)]
+        addrs: Vec<std::net::SocketAddr>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Validates an rvs.toml; prints every error as FILE:LINE:COL: MESSAGE.
+    Check { file: PathBuf },
+    /// Converts an `ipvsadm -S` rule file (or `-` for stdin) to rvs.toml on stdout.
+    FromRules { file: PathBuf },
+    /// Converts an rvs.toml to the rule lines `ipvsadm -S -n` would print.
+    ToRules { file: PathBuf },
+}
+
+fn read(file: &PathBuf) -> Result<String, String> {
+    if file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| format!("stdin: {e}"))?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))
+    }
+}
+
+fn load(file: &PathBuf) -> Result<rvs_config::Config, String> {
+    rvs_config::load(file).map_err(|errs| {
+        errs.iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.cmd {
+        Cmd::Config(ConfigCmd::Check { file }) => {
+            let c = load(&file)?;
+            println!("{}: ok ({} services)", file.display(), c.services.len());
+            Ok(())
+        }
+        Cmd::Config(ConfigCmd::FromRules { file }) => {
+            let c = rvs_config::from_rules(&read(&file)?)?;
+            print!("{}", rvs_config::to_toml(&c));
+            Ok(())
+        }
+        Cmd::Config(ConfigCmd::ToRules { file }) => {
+            print!("{}", rvs_config::to_rules(&load(&file)?));
+            Ok(())
+        }
+        Cmd::DemoServers { addrs } => demo::serve(&addrs),
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
