@@ -42,7 +42,7 @@ enum ConfigCmd {
     ToRules { file: PathBuf },
 }
 
-fn read(file: &PathBuf) -> Result<String, String> {
+fn read(file: &std::path::Path) -> Result<String, String> {
     if file.as_os_str() == "-" {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
@@ -53,7 +53,7 @@ fn read(file: &PathBuf) -> Result<String, String> {
     }
 }
 
-fn load(file: &PathBuf) -> Result<rvs_config::Config, String> {
+fn load(file: &std::path::Path) -> Result<rvs_config::Config, String> {
     rvs_config::load(file).map_err(|errs| {
         errs.iter()
             .map(|e| e.to_string())
