@@ -84,11 +84,15 @@ impl ProxyOptions {
 pub enum RelayMethod {
     /// `read`/`write` through one buffer per worker thread (memory is held
     /// per connection only while a peer is slower than the other).
-    #[default]
     Copy,
     /// `splice(2)` through a pipe taken from a per-worker pool while data
     /// is in flight: the payload never enters user space.
     Splice,
+    /// Copy, and splice for a direction once one read fills the whole
+    /// 64 KiB buffer (a bulk transfer): small request/response traffic
+    /// pays no pipe overhead, bulk traffic is not copied.
+    #[default]
+    Auto,
 }
 
 /// The engine's settings.

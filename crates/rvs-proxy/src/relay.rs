@@ -13,7 +13,6 @@ use crate::config::RelayMethod;
 use crate::sys::Pipe;
 use crate::track::Tracked;
 use std::cell::RefCell;
-use std::future::poll_fn;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
@@ -94,6 +93,8 @@ struct Half {
     in_pipe: usize,
     eof: bool,
     done: bool,
+    /// Auto mode: this direction carries bulk data and uses splice.
+    bulk: bool,
 }
 
 /// Both directions of one connection.
@@ -128,21 +129,16 @@ impl<'a> Relay<'a> {
         self.up.done && self.down.done
     }
 
-    /// The next event; must not be called once [`Relay::finished`].
-    pub async fn next(&mut self) -> Event {
-        poll_fn(|cx| self.poll_event(cx)).await
-    }
-
-    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
-        let splice = self.shared.method == RelayMethod::Splice;
+    /// Polls for the next event; must not be called once [`Relay::finished`].
+    pub fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
         if !self.up.done {
             let r = poll_half(
                 cx,
                 &self.client,
                 &self.server,
                 &mut self.up,
+                self.down.done,
                 self.shared,
-                splice,
                 &|n| self.tracked.count_in(n),
             );
             if let Poll::Ready(r) = r {
@@ -159,8 +155,8 @@ impl<'a> Relay<'a> {
                 &self.server,
                 &self.client,
                 &mut self.down,
+                self.up.done,
                 self.shared,
-                splice,
                 &|n| self.tracked.count_out(n),
             );
             if let Poll::Ready(r) = r {
@@ -192,10 +188,11 @@ fn poll_half(
     src: &TcpStream,
     dst: &TcpStream,
     h: &mut Half,
+    other_done: bool,
     shared: &RelayShared,
-    splice: bool,
     count: &dyn Fn(usize),
 ) -> Poll<Result<(), HalfError>> {
+    let method = shared.method;
     let mut budget = BUDGET;
     loop {
         // 1. Flush what the receiver could not take yet.
@@ -224,9 +221,13 @@ fn poll_half(
         if let Some(p) = h.pipe.take() {
             shared.give_pipe(p);
         }
-        // 2. Pass an end of stream on.
+        // 2. Pass an end of stream on. When the other direction has ended
+        // already, closing both sockets (next) sends the FIN.
         if h.eof {
             h.done = true;
+            if other_done {
+                return Poll::Ready(Ok(()));
+            }
             return Poll::Ready(
                 match socket2::SockRef::from(dst).shutdown(Shutdown::Write) {
                     Ok(()) => Ok(()),
@@ -243,52 +244,78 @@ fn poll_half(
         budget -= 1;
         // 3. Read more.
         ready!(src.poll_read_ready(cx)).map_err(HalfError::Read)?;
-        if splice {
-            let pipe = match shared.take_pipe() {
-                Ok(p) => p,
-                Err(_) => {
-                    // Out of descriptors for a pipe: copy this chunk instead.
-                    match copy_chunk(src, dst, h, shared, count) {
-                        Ok(()) => continue,
-                        Err(e) => return Poll::Ready(Err(e)),
+        let splice = match method {
+            RelayMethod::Copy => false,
+            RelayMethod::Splice => true,
+            RelayMethod::Auto => h.bulk,
+        };
+        let pipe = if splice {
+            shared.take_pipe().ok()
+        } else {
+            None
+        };
+        let spliced = pipe.is_some();
+        let n = match pipe {
+            Some(pipe) => {
+                let fd = src.as_raw_fd();
+                let r = src.try_io(Interest::READABLE, || pipe.fill(fd, CHUNK));
+                h.pipe = Some(pipe);
+                match r {
+                    Ok(0) => {
+                        h.eof = true;
+                        continue;
                     }
+                    Ok(n) => {
+                        count(n);
+                        h.in_pipe = n;
+                        n
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Poll::Ready(Err(HalfError::Read(e))),
                 }
-            };
-            let fd = src.as_raw_fd();
-            let r = src.try_io(Interest::READABLE, || pipe.fill(fd, CHUNK));
-            h.pipe = Some(pipe);
-            match r {
-                Ok(0) => h.eof = true,
-                Ok(n) => {
-                    count(n);
-                    h.in_pipe = n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Poll::Ready(Err(HalfError::Read(e))),
             }
-        } else if let Err(e) = copy_chunk(src, dst, h, shared, count) {
-            return Poll::Ready(Err(e));
+            // Copy mode, or no descriptor left for a pipe: copy this chunk.
+            None => match copy_chunk(src, dst, h, shared, count) {
+                Ok(n) => n,
+                Err(e) => return Poll::Ready(Err(e)),
+            },
+        };
+        if n == 0 {
+            continue;
+        }
+        if n == CHUNK && method == RelayMethod::Auto {
+            h.bulk = true;
+        }
+        if n < CHUNK && !spliced {
+            // A short recv drained the socket: skip the read that would
+            // only say EAGAIN, and wait for the next readiness event
+            // (clearing readiness is safe: a newer event is kept). Not
+            // after splice, which also stops when the pipe's slots are full.
+            let _ = src.try_io(Interest::READABLE, || {
+                Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+            });
         }
     }
 }
 
 /// One read into the scratch buffer and as much of a write as the
 /// receiver takes now; the rest goes to the direction's own buffer.
+/// Returns the bytes read (0 at end of stream or when nothing was there).
 fn copy_chunk(
     src: &TcpStream,
     dst: &TcpStream,
     h: &mut Half,
     shared: &RelayShared,
     count: &dyn Fn(usize),
-) -> Result<(), HalfError> {
+) -> Result<usize, HalfError> {
     shared.with_scratch(|buf| {
         let n = match src.try_read(buf) {
             Ok(0) => {
                 h.eof = true;
-                return Ok(());
+                return Ok(0);
             }
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
             Err(e) => return Err(HalfError::Read(e)),
         };
         count(n);
@@ -304,6 +331,6 @@ fn copy_chunk(
             h.pending.extend_from_slice(&buf[off..n]);
             h.pos = 0;
         }
-        Ok(())
+        Ok(n)
     })
 }

@@ -46,8 +46,16 @@ enum End {
 }
 
 async fn serve(w: Rc<Worker>, key: ServiceKey, client: TcpStream, peer: SocketAddr) {
-    let Ok(local) = client.local_addr() else {
-        return;
+    // The virtual address: the service's own, unless the socket may have
+    // received connections for other addresses (wildcard, TPROXY).
+    let local = match key {
+        ServiceKey::Addr { addr, port, .. } if port != 0 && !addr.is_unspecified() => {
+            SocketAddr::new(addr, port)
+        }
+        _ => match client.local_addr() {
+            Ok(a) => a,
+            Err(_) => return,
+        },
     };
     let _ = client.set_nodelay(true);
     let now = w.now();
@@ -107,10 +115,15 @@ async fn serve(w: Rc<Worker>, key: ServiceKey, client: TcpStream, peer: SocketAd
 
     let mut relay = Relay::new(client, server, &w.relay, &tracked);
     let end = loop {
-        let ev = tokio::select! {
-            biased;
-            _ = tracked.cancelled() => break End::Cancelled,
-            ev = relay.next() => ev,
+        let ev = std::future::poll_fn(|cx| {
+            if tracked.poll_cancelled(cx).is_ready() {
+                return std::task::Poll::Ready(None);
+            }
+            relay.poll_event(cx).map(Some)
+        })
+        .await;
+        let Some(ev) = ev else {
+            break End::Cancelled;
         };
         match ev {
             Event::ClientFin | Event::ServerFin => {
