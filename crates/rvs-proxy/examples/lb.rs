@@ -60,7 +60,7 @@ fn main() {
         let resp = director.lock().unwrap().apply(&r, 0);
         assert_eq!(resp, rvs_ctl::Response::Ok, "{r:?}");
     }
-    for p in engine.sync() {
+    if let Some(p) = engine.sync().first() {
         eprintln!("lb: {p}");
         std::process::exit(1);
     }
