@@ -127,6 +127,11 @@ impl Director {
         }
     }
 
+    /// Replaces the connection-table sysctls (a configuration reload).
+    pub fn set_sysctls(&mut self, sysctls: Sysctls) {
+        self.conns.sysctls = sysctls;
+    }
+
     /// The connection table.
     pub fn conns(&self) -> &ConnTable {
         &self.conns

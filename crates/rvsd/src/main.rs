@@ -7,6 +7,7 @@
 //! single lock, and every change is persisted before it is acknowledged; a
 //! change that cannot be persisted is rolled back.
 
+mod config;
 mod server;
 
 use clap::Parser;
@@ -28,6 +29,26 @@ pub struct Args {
     /// it does with the kernel ipvsadm 1.31 ships with.
     #[arg(long = "enable-scheduler", value_name = "NAME")]
     pub extra_schedulers: Vec<String>,
+    /// The configuration file (rvs.toml): engine, services, real servers.
+    /// It is the table at start; SIGHUP reloads it as a difference.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Validate --config and exit: 0 if it is valid, else every error as
+    /// FILE:LINE:COL: MESSAGE.
+    #[arg(long, requires = "config")]
+    pub check: bool,
+    /// The data path (without --config; a config file names its own).
+    #[arg(long, value_enum, default_value_t = server::EngineKind::Proxy)]
+    pub engine: server::EngineKind,
+    /// Proxy engine worker threads (0 = one per CPU).
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+    /// Refuse rules the engine cannot carry (the proxy engine carries only
+    /// masquerading real servers and TCP/UDP services it can listen on),
+    /// with a message saying why. Without it such rules are accepted, as
+    /// the kernel accepts them, and a warning is logged.
+    #[arg(long)]
+    pub strict: bool,
     /// Linux's `net.ipv4.vs.expire_nodest_conn`: deleting a real server
     /// expires its connections at once instead of letting them time out.
     #[arg(long)]

@@ -6,6 +6,7 @@ use rvs_core::table::SchedulerFactory;
 use rvs_core::{Errno, Time};
 use rvs_ctl::{Request, Response};
 use rvs_director::{Director, DirectorOptions, Interface, Rules, StateDir};
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -31,6 +32,16 @@ struct Shared {
     state: StateDir,
     allowed_extra: Vec<String>,
     sysctls: rvs_conn::Sysctls,
+    /// The data path, if any.
+    engine: Option<rvs_proxy::Engine>,
+    /// Refuse requests the engine cannot carry instead of accepting them
+    /// for ipvsadm compatibility.
+    strict: bool,
+    /// Engine problems already logged.
+    reported: HashSet<(rvs_core::ServiceKey, String)>,
+    config_path: Option<PathBuf>,
+    /// The configuration last loaded, for reload diffs.
+    config: Option<rvs_config::Config>,
 }
 
 fn options(extra: &[String], sysctls: rvs_conn::Sysctls) -> DirectorOptions {
@@ -104,14 +115,53 @@ fn interface(name: &str) -> Option<Interface> {
     })
 }
 
+/// Which data path carries the traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineKind {
+    /// The userspace TCP/UDP proxy (no privileges needed).
+    Proxy,
+    /// No data path: the table only, as a bare IPVS without traffic.
+    None,
+}
+
 pub fn run(args: Args) -> Result<(), String> {
-    for s in &args.extra_schedulers {
+    let mut extra = args.extra_schedulers.clone();
+    let config = match &args.config {
+        Some(path) => Some(crate::config::load(path)?),
+        None => None,
+    };
+    if args.check {
+        let (Some(path), Some(c)) = (&args.config, &config) else {
+            return Err("--check needs --config FILE".into());
+        };
+        println!("{}: ok ({} services)", path.display(), c.services.len());
+        return Ok(());
+    }
+    if let Some(c) = &config {
+        extra.extend(c.enable_schedulers.iter().cloned());
+    }
+    for s in &extra {
         if s != "twos" {
             return Err(format!(
                 "--enable-scheduler: unknown extra scheduler `{s}' (only twos is optional)"
             ));
         }
     }
+    let sysctls = match &config {
+        Some(c) => c.sysctls(),
+        None => args.sysctls(),
+    };
+    let engine_kind =
+        match &config {
+            Some(c) if c.engine == rvs_config::Engine::Xdp => {
+                return Err(format!(
+                "{}: engine = \"xdp\" is not available in this build yet; use engine = \"proxy\"",
+                args.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+            ))
+            }
+            Some(_) => EngineKind::Proxy,
+            None => args.engine,
+        };
     let state = StateDir::open(&args.state_dir).map_err(|e| {
         format!(
             "cannot open state directory {}: {e}",
@@ -119,31 +169,83 @@ pub fn run(args: Args) -> Result<(), String> {
         )
     })?;
     let saved = state.load()?.unwrap_or_default();
-    let director = Director::from_rules(&saved, options(&args.extra_schedulers, args.sysctls()))
-        .map_err(|e| {
+    let director = match &config {
+        // The configuration file is the truth at start; what rvsadm changes
+        // at run time is persisted and kept across reloads of unchanged parts.
+        Some(c) => {
+            let mut d = Director::new(options(&extra, sysctls));
+            let errors: Vec<String> = c
+                .requests()
+                .iter()
+                .filter_map(|r| match d.apply(r, 0) {
+                    Response::Ok => None,
+                    other => Some(format!("{r:?}: {other:?}")),
+                })
+                .collect();
+            if !errors.is_empty() {
+                return Err(format!(
+                    "cannot load the configuration:\n{}",
+                    errors.join("\n")
+                ));
+            }
+            d
+        }
+        None => Director::from_rules(&saved, options(&extra, sysctls)).map_err(|e| {
             format!(
                 "cannot restore rules from {}: {e}",
                 state.rules_path().display()
             )
-        })?;
+        })?,
+    };
+    let rules = director.rules();
+    if rules != saved {
+        state
+            .save(&rules)
+            .map_err(|e| format!("cannot save rules to {}: {e}", state.rules_path().display()))?;
+    }
     tracing::info!(
-        services = saved.services.len(),
+        services = rules.services.len(),
         rules = %state.rules_path().display(),
-        "restored table"
+        config = ?args.config,
+        "table ready"
     );
     let listener = bind_socket(&args.socket)?;
-    tracing::info!(socket = %args.socket.display(), "listening");
     let director: SharedDirector = Arc::new(Mutex::new(director));
+    let epoch = Instant::now();
+    let engine = match engine_kind {
+        EngineKind::None => None,
+        EngineKind::Proxy => {
+            let mut ec = rvs_proxy::EngineConfig {
+                workers: args.workers,
+                ..Default::default()
+            };
+            if let Some(c) = &config {
+                ec.workers = c.proxy.workers as usize;
+                ec.connect_timeout = Duration::from_secs(c.proxy.connect_timeout as u64);
+                ec.options = crate::config::proxy_options(c);
+            }
+            let e = rvs_proxy::Engine::start(director.clone(), ec, epoch)
+                .map_err(|e| format!("cannot start the proxy engine: {e}"))?;
+            tracing::info!(workers = e.workers(), "proxy engine started");
+            Some(e)
+        }
+    };
     let shared = Arc::new(Mutex::new(Shared {
         director: director.clone(),
-        saved,
+        saved: rules,
         state,
-        allowed_extra: args.extra_schedulers.clone(),
-        sysctls: args.sysctls(),
+        allowed_extra: extra,
+        sysctls,
+        engine,
+        strict: args.strict,
+        reported: HashSet::new(),
+        config_path: args.config.clone(),
+        config,
     }));
-    let epoch = Instant::now();
+    lock(&shared).sync_engine();
+    tracing::info!(socket = %args.socket.display(), "listening");
     spawn_ticker(director, epoch);
-    spawn_signal_handler(args.socket.clone())?;
+    spawn_signal_handler(args.socket.clone(), shared.clone(), epoch)?;
     let clients = Arc::new(AtomicUsize::new(0));
     for conn in listener.incoming() {
         let stream = match conn {
@@ -172,6 +274,93 @@ pub fn run(args: Args) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+impl Shared {
+    /// Reconciles the engine's listeners with the table; logs each problem
+    /// once.
+    fn sync_engine(&mut self) {
+        let Some(e) = &self.engine else { return };
+        for p in e.sync() {
+            if self.reported.insert((p.service, p.message.clone())) {
+                tracing::warn!("{p}");
+            }
+        }
+    }
+
+    /// Saves the rules if they changed; on failure rebuilds the director
+    /// from the last saved rules and returns false.
+    fn persist(&mut self) -> bool {
+        let rules = lock(&self.director).rules();
+        if rules == self.saved {
+            return true;
+        }
+        match self.state.save(&rules) {
+            Ok(()) => {
+                self.saved = rules;
+                true
+            }
+            Err(e) => {
+                tracing::error!(
+                    "cannot persist rules to {}: {e}; change rolled back",
+                    self.state.rules_path().display()
+                );
+                match Director::from_rules(&self.saved, options(&self.allowed_extra, self.sysctls))
+                {
+                    Ok(d) => *lock(&self.director) = d,
+                    Err(e) => tracing::error!("rollback failed: {e}"),
+                }
+                false
+            }
+        }
+    }
+
+    /// SIGHUP: re-reads the configuration file and applies the difference
+    /// to the running table, so unchanged services and real servers keep
+    /// their connections and counters. A file with errors changes nothing.
+    fn reload(&mut self, now: Time) {
+        let (Some(path), Some(old)) = (self.config_path.clone(), self.config.clone()) else {
+            tracing::info!("SIGHUP without --config: nothing to reload");
+            return;
+        };
+        let new = match crate::config::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("reload refused, nothing changed:\n{e}");
+                return;
+            }
+        };
+        let changes = rvs_config::engine_changes(&old, &new);
+        if changes.iter().any(|c| c.needs_restart()) {
+            tracing::error!(
+                "reload refused: the engine changed ({changes:?}); restart rvsd for that"
+            );
+            return;
+        }
+        if let Some(e) = &self.engine {
+            let o = crate::config::proxy_options(&new);
+            if let Err(m) = e.check_options(&o) {
+                tracing::error!("reload refused: {m}");
+                return;
+            }
+            e.set_options(o);
+        }
+        let reqs = rvs_config::diff(&old, &new);
+        {
+            let mut d = lock(&self.director);
+            d.set_sysctls(new.sysctls());
+            for r in &reqs {
+                match d.apply(r, now) {
+                    Response::Ok => {}
+                    other => tracing::warn!("reload: {r:?}: {other:?}"),
+                }
+            }
+        }
+        self.persist();
+        self.config = Some(new);
+        self.sync_engine();
+        tracing::info!(path = %path.display(), changes = reqs.len(), "configuration reloaded");
+    }
 }
 
 /// Binds the control socket with mode 0600. Refuses to steal the socket of
@@ -231,14 +420,22 @@ fn spawn_ticker(director: SharedDirector, epoch: Instant) {
         .expect("spawn ticker thread");
 }
 
-fn spawn_signal_handler(socket: PathBuf) -> Result<(), String> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+fn spawn_signal_handler(
+    socket: PathBuf,
+    shared: Arc<Mutex<Shared>>,
+    epoch: Instant,
+) -> Result<(), String> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .map_err(|e| format!("signal setup: {e}"))?;
     std::thread::Builder::new()
         .name("rvsd-signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                if sig == SIGHUP {
+                    lock(&shared).reload(epoch.elapsed().as_millis() as Time);
+                    continue;
+                }
                 tracing::info!(signal = sig, "shutting down");
                 let _ = std::fs::remove_file(&socket);
                 std::process::exit(0);
@@ -284,42 +481,49 @@ fn serve_client(stream: UnixStream, shared: &Mutex<Shared>, epoch: Instant) {
     }
 }
 
-/// Applies a request under the lock and persists what it changed.
+/// Applies a request under the lock, persists what it changed, and lets
+/// the engine follow the table.
 fn handle(shared: &Mutex<Shared>, req: &Request, now: Time) -> Response {
     let mut guard = lock(shared);
     *lock(&BROADCASTS) = None;
     let s = &mut *guard;
-    let (resp, rules) = {
+    if !req.is_write() {
+        return lock(&s.director).apply(req, now);
+    }
+    let resp = {
         let mut d = lock(&s.director);
-        let resp = d.apply(req, now);
-        if !req.is_write() {
-            return resp;
+        let admit = |r: &Request, d: &Director| match (&s.engine, s.strict) {
+            (Some(e), true) => e.admit(r, d.table()),
+            _ => Ok(()),
+        };
+        match req {
+            // Each request of a batch is admitted against the table as the
+            // earlier ones left it.
+            Request::Batch(reqs) => Response::Batch(
+                reqs.iter()
+                    .map(|r| match r {
+                        Request::Batch(_) => Response::BadRequest("nested batch".into()),
+                        r => match admit(r, &d) {
+                            Ok(()) => d.apply(r, now),
+                            Err(m) => Response::Refused(m),
+                        },
+                    })
+                    .collect(),
+            ),
+            r => match admit(r, &d) {
+                Ok(()) => d.apply(r, now),
+                Err(m) => Response::Refused(m),
+            },
         }
-        (resp, d.rules())
     };
-    if rules == s.saved {
-        return resp;
-    }
-    match s.state.save(&rules) {
-        Ok(()) => {
-            s.saved = rules;
-            resp
-        }
-        Err(e) => {
-            tracing::error!(
-                "cannot persist rules to {}: {e}; change rolled back",
-                s.state.rules_path().display()
-            );
-            match Director::from_rules(&s.saved, options(&s.allowed_extra, s.sysctls)) {
-                Ok(d) => *lock(&s.director) = d,
-                Err(e) => tracing::error!("rollback failed: {e}"),
+    if !s.persist() {
+        return match resp {
+            Response::Batch(rs) => {
+                Response::Batch(rs.iter().map(|_| Response::Err(Errno::Io)).collect())
             }
-            match resp {
-                Response::Batch(rs) => {
-                    Response::Batch(rs.iter().map(|_| Response::Err(Errno::Io)).collect())
-                }
-                _ => Response::Err(Errno::Io),
-            }
-        }
+            _ => Response::Err(Errno::Io),
+        };
     }
+    s.sync_engine();
+    resp
 }

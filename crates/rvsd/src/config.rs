@@ -1,0 +1,50 @@
+//! The configuration file as rvsd uses it: loading, turning it into engine
+//! options, and reloading it as a diff on SIGHUP.
+
+use rvs_config::{Config, ProxyProtocol};
+use rvs_proxy::{ClientAddressing, ProxyOptions};
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Loads and validates `path`; every error as `path:line:col: message`.
+pub fn load(path: &Path) -> Result<Config, String> {
+    rvs_config::load(path).map_err(|errs| {
+        errs.iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+fn pp(p: ProxyProtocol) -> rvs_proxy::ProxyProtocol {
+    match p {
+        ProxyProtocol::None => rvs_proxy::ProxyProtocol::None,
+        ProxyProtocol::V1 => rvs_proxy::ProxyProtocol::V1,
+        ProxyProtocol::V2 => rvs_proxy::ProxyProtocol::V2,
+    }
+}
+
+/// How each service and real server of `c` learns the client's address.
+pub fn proxy_options(c: &Config) -> ProxyOptions {
+    let mut o = ProxyOptions::default();
+    for (key, opts) in c.proxy_options() {
+        o.services.insert(
+            key,
+            ClientAddressing {
+                proxy_protocol: pp(opts.proxy_protocol),
+                transparent: opts.transparent,
+            },
+        );
+    }
+    for (key, addr, port, proto) in c.proxy_protocols() {
+        let transparent = o.services.get(&key).is_some_and(|a| a.transparent);
+        o.real_servers.insert(
+            (key, SocketAddr::new(addr, port)),
+            ClientAddressing {
+                proxy_protocol: pp(proto),
+                transparent,
+            },
+        );
+    }
+    o
+}
