@@ -220,3 +220,60 @@ fn rvsadm_without_a_daemon_says_so_and_fails() {
         "{err}"
     );
 }
+
+#[test]
+fn twos_exists_only_when_enabled_as_linux_6_1_lacks_it() {
+    for (flag, ok) in [(None, false), (Some("twos"), true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("s");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rvsd"));
+        cmd.arg("--socket")
+            .arg(&sock)
+            .arg("--state-dir")
+            .arg(dir.path().join("st"))
+            .args(["--engine", "none"]);
+        if let Some(f) = flag {
+            cmd.args(["--enable-scheduler", f]);
+        }
+        let mut child = cmd.env("RVS_LOG", "warn").spawn().unwrap();
+        let t0 = Instant::now();
+        while UnixStream::connect(&sock).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let out = rvsadm(&sock, &["-A", "-t", "10.0.0.1:80", "-s", "twos"]);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            out.status.success(),
+            ok,
+            "{flag:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !ok {
+            assert_eq!(
+                String::from_utf8_lossy(&out.stderr),
+                "Scheduler or persistence engine not found\n"
+            );
+        }
+    }
+}
+
+#[test]
+fn check_reports_every_config_error_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rvs.toml");
+    std::fs::write(
+        &cfg,
+        "[[service]]\ntcp = \"10.0.0.1:80\"\nscheduler = \"nope\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rvsd"))
+        .args(["--check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rvs.toml:3:13"), "{err}");
+}
