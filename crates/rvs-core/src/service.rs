@@ -171,4 +171,17 @@ pub trait DestStore {
     fn count_in(&mut self, id: crate::dest::DestId, bytes: u64);
     /// Counts one server→client packet of `bytes` (real server, service, totals).
     fn count_out(&mut self, id: crate::dest::DestId, bytes: u64);
+    /// Counts `pkts` client→server packets carrying `bytes` in all (a data
+    /// path that batches its counts). The default loops over `count_in`.
+    fn count_in_n(&mut self, id: crate::dest::DestId, pkts: u64, bytes: u64) {
+        for i in 0..pkts {
+            self.count_in(id, if i == 0 { bytes } else { 0 });
+        }
+    }
+    /// Counts `pkts` server→client packets carrying `bytes` in all.
+    fn count_out_n(&mut self, id: crate::dest::DestId, pkts: u64, bytes: u64) {
+        for i in 0..pkts {
+            self.count_out(id, if i == 0 { bytes } else { 0 });
+        }
+    }
 }

@@ -129,6 +129,18 @@ impl Stats {
         self.total.inbytes += bytes;
     }
 
+    /// Counts `pkts` packets of `bytes` in all from the client side.
+    pub fn count_in_n(&mut self, pkts: u64, bytes: u64) {
+        self.total.inpkts += pkts;
+        self.total.inbytes += bytes;
+    }
+
+    /// Counts `pkts` packets of `bytes` in all from the real-server side.
+    pub fn count_out_n(&mut self, pkts: u64, bytes: u64) {
+        self.total.outpkts += pkts;
+        self.total.outbytes += bytes;
+    }
+
     /// Counts one packet of `bytes` from the real-server side.
     pub fn count_out(&mut self, bytes: u64) {
         self.total.outpkts += 1;

@@ -518,6 +518,22 @@ impl DestStore for ServiceTable {
             self.totals.count_out(bytes);
         }
     }
+
+    fn count_in_n(&mut self, id: DestId, pkts: u64, bytes: u64) {
+        if let Some((d, Some(i))) = self.find_dest_mut(id) {
+            d.stats.count_in_n(pkts, bytes);
+            self.services[i].stats.count_in_n(pkts, bytes);
+            self.totals.count_in_n(pkts, bytes);
+        }
+    }
+
+    fn count_out_n(&mut self, id: DestId, pkts: u64, bytes: u64) {
+        if let Some((d, Some(i))) = self.find_dest_mut(id) {
+            d.stats.count_out_n(pkts, bytes);
+            self.services[i].stats.count_out_n(pkts, bytes);
+            self.totals.count_out_n(pkts, bytes);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -748,6 +764,37 @@ mod tests {
         assert!(t
             .add_dest(&k, &DestConfig::new(v4("192.0.2.254"), 80))
             .is_ok());
+    }
+
+    #[test]
+    fn batched_counts_equal_single_counts() {
+        let mut a = table();
+        let k = tcp("10.0.0.1", 80);
+        a.add_service(k, &rr()).unwrap();
+        let DestChange::Added(id) = a
+            .add_dest(&k, &DestConfig::new(v4("192.168.1.1"), 80))
+            .unwrap()
+        else {
+            panic!()
+        };
+        for _ in 0..5 {
+            a.count_in(id, 100);
+        }
+        let single = (a.dest_mut(id).unwrap().stats.total, a.totals.total);
+        a.count_in_n(id, 5, 500);
+        let d = a.dest_mut(id).unwrap().stats.total;
+        assert_eq!(
+            (d.inpkts, d.inbytes),
+            (single.0.inpkts * 2, single.0.inbytes * 2)
+        );
+        assert_eq!(a.service(&k).unwrap().stats.total.inpkts, 10);
+        assert_eq!(a.totals.total.inbytes, 1000);
+        a.del_dest(&k, &v4("192.168.1.1"), 80, 0).unwrap();
+        a.count_out_n(id, 3, 30);
+        assert_eq!(
+            a.totals.total.outpkts, 0,
+            "no counting once the real server is gone"
+        );
     }
 
     #[test]
