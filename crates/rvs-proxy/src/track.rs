@@ -215,12 +215,9 @@ impl Tracked {
 }
 
 fn count_n(table: &mut ServiceTable, dest: DestId, dir: Direction, pkts: u64, bytes: u64) {
-    for i in 0..pkts {
-        let b = if i == 0 { bytes } else { 0 };
-        match dir {
-            Direction::Input => table.count_in(dest, b),
-            Direction::Output => table.count_out(dest, b),
-        }
+    match dir {
+        Direction::Input => table.count_in_n(dest, pkts, bytes),
+        Direction::Output => table.count_out_n(dest, pkts, bytes),
     }
 }
 
