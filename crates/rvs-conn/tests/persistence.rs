@@ -13,7 +13,7 @@ use rvs_core::service::SVC_F_ONEPACKET;
 use rvs_core::{Af, DestStore, Protocol, ServiceKey, SEC};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-const GOLDEN: &str = include_str!("data/sched-persist.out");
+const GOLDEN: &str = include_str!("../../rvs-sched/tests/data/sched-persist.out");
 
 /// `ipvsadm -L -c` rows (numeric), with the `mm:ss` expiry, sorted; client
 /// ports other than 0 become `*`.

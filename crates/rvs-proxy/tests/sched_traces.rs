@@ -3,7 +3,7 @@
 //! added in order rs1..rs3, each answering with its name), driven through
 //! real sockets, must send each connection to the server the kernel chose,
 //! and `-L -n` must show the kernel's ActiveConn/InActConn. The expected
-//! sequences and listings are read from the golden traces in `tests/data`.
+//! sequences and listings are read from the golden traces in `crates/rvs-sched/tests/data`.
 
 mod common;
 use common::*;

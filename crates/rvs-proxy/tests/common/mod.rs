@@ -546,9 +546,11 @@ pub fn trace_listings(golden: &str) -> Vec<Vec<(String, i32, u32, u32)>> {
     out
 }
 
+/// A kernel trace captured with the oracle; they live once, with the
+/// schedulers they check, in `crates/rvs-sched/tests/data`.
 pub fn golden(name: &str) -> String {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
+        .join("../rvs-sched/tests/data")
         .join(name);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
