@@ -12,8 +12,20 @@
 //! external`). What a failure does to the pool (quiesce or remove, fallback
 //! server, quorum) belongs to the daemon.
 
+pub mod checker;
+pub mod dns;
+pub mod http;
+pub mod misc;
 pub mod state;
+pub mod tcp;
+pub mod udp;
 
+pub use checker::{run_check, CheckFuture, Checker};
+pub use dns::DnsCheck;
+pub use http::HttpCheck;
+pub use misc::MiscCheck;
 pub use state::{
     CheckResult, CheckState, CheckTiming, Event, Health, Reason, ServerChecks, Transition,
 };
+pub use tcp::TcpCheck;
+pub use udp::UdpCheck;
