@@ -1,0 +1,293 @@
+//! The Prometheus text exposition (format 0.0.4) of the table: read at
+//! scrape time from the same listing `ipvsadm -L --stats --rate` shows, so
+//! the numbers are those of the director and cost nothing between scrapes.
+
+use crate::view::{addr_port, family, service_name};
+use rvs_core::{Counters, Rates, ServiceKey};
+use rvs_ctl::ServiceEntry;
+use std::fmt::Write;
+
+/// The `Content-Type` of the exposition.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// One metric family: its samples are collected first, then written under
+/// one `# HELP` / `# TYPE` header, as the format requires.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: &'static str,
+    samples: Vec<(String, u64)>,
+}
+
+impl Family {
+    fn new(name: &'static str, kind: &'static str, help: &'static str) -> Family {
+        Family {
+            name,
+            help,
+            kind,
+            samples: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, labels: &[(&str, &str)], value: u64) {
+        self.samples.push((format_labels(labels), value));
+    }
+
+    fn write(&self, out: &mut String) {
+        let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
+        let _ = writeln!(out, "# TYPE {} {}", self.name, self.kind);
+        for (labels, v) in &self.samples {
+            let _ = writeln!(out, "{}{} {}", self.name, labels, v);
+        }
+    }
+}
+
+/// `{a="x",b="y"}` with values escaped as the format says (`\\`, `\"`, `\n`).
+fn format_labels(labels: &[(&str, &str)]) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("{");
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(k);
+        s.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => s.push_str("\\\\"),
+                '"' => s.push_str("\\\""),
+                '\n' => s.push_str("\\n"),
+                c => s.push(c),
+            }
+        }
+        s.push('"');
+    }
+    s.push('}');
+    s
+}
+
+/// The labels that name a service: `service="TCP 10.0.0.1:80"` and its
+/// parts (`protocol`, `address`, `port`; `fwmark` for a mark service).
+fn service_labels(key: &ServiceKey) -> Vec<(&'static str, String)> {
+    let mut l = vec![("service", service_name(key))];
+    match key {
+        ServiceKey::Addr { proto, addr, port } => {
+            l.push(("protocol", proto.label().to_string()));
+            l.push(("address", addr.to_string()));
+            l.push(("port", port.to_string()));
+        }
+        ServiceKey::Fwmark { mark, .. } => {
+            l.push(("protocol", "FWM".to_string()));
+            l.push(("fwmark", mark.to_string()));
+            l.push(("family", family(key).to_string()));
+        }
+    }
+    l
+}
+
+/// Counter and rate families of one level (service or real server).
+struct Level {
+    conns: Family,
+    packets: Family,
+    bytes: Family,
+    cps: Family,
+    pps: Family,
+    bps: Family,
+    active: Family,
+    inactive: Family,
+}
+
+impl Level {
+    fn new(prefix: &str) -> Level {
+        // Family names are 'static; the two levels are spelled out.
+        let n = |svc: &'static str, rs: &'static str| if prefix == "service" { svc } else { rs };
+        Level {
+            conns: Family::new(
+                n(
+                    "rvs_service_connections_total",
+                    "rvs_real_server_connections_total",
+                ),
+                "counter",
+                "Connections scheduled (ipvsadm --stats Conns), since the last zeroing.",
+            ),
+            packets: Family::new(
+                n("rvs_service_packets_total", "rvs_real_server_packets_total"),
+                "counter",
+                "Packets forwarded; direction=in is client to real server, out is the replies.",
+            ),
+            bytes: Family::new(
+                n("rvs_service_bytes_total", "rvs_real_server_bytes_total"),
+                "counter",
+                "Bytes forwarded; direction=in is client to real server, out is the replies.",
+            ),
+            cps: Family::new(
+                n(
+                    "rvs_service_connection_rate",
+                    "rvs_real_server_connection_rate",
+                ),
+                "gauge",
+                "Connections per second, the kernel's 2 s estimator (ipvsadm --rate CPS).",
+            ),
+            pps: Family::new(
+                n("rvs_service_packet_rate", "rvs_real_server_packet_rate"),
+                "gauge",
+                "Packets per second by direction, the kernel's 2 s estimator (ipvsadm --rate).",
+            ),
+            bps: Family::new(
+                n("rvs_service_byte_rate", "rvs_real_server_byte_rate"),
+                "gauge",
+                "Bytes per second by direction, the kernel's 2 s estimator (ipvsadm --rate).",
+            ),
+            active: Family::new(
+                n(
+                    "rvs_service_active_connections",
+                    "rvs_real_server_active_connections",
+                ),
+                "gauge",
+                "Connections in an active state (ActiveConn).",
+            ),
+            inactive: Family::new(
+                n(
+                    "rvs_service_inactive_connections",
+                    "rvs_real_server_inactive_connections",
+                ),
+                "gauge",
+                "Connections in any other state (InActConn).",
+            ),
+        }
+    }
+
+    fn push(&mut self, labels: &[(&str, &str)], c: &Counters, r: &Rates, act: u64, inact: u64) {
+        let with = |dir: &'static str| {
+            let mut l = labels.to_vec();
+            l.push(("direction", dir));
+            l
+        };
+        self.conns.push(labels, c.conns);
+        self.packets.push(&with("in"), c.inpkts);
+        self.packets.push(&with("out"), c.outpkts);
+        self.bytes.push(&with("in"), c.inbytes);
+        self.bytes.push(&with("out"), c.outbytes);
+        self.cps.push(labels, r.cps);
+        self.pps.push(&with("in"), r.inpps);
+        self.pps.push(&with("out"), r.outpps);
+        self.bps.push(&with("in"), r.inbps);
+        self.bps.push(&with("out"), r.outbps);
+        self.active.push(labels, act);
+        self.inactive.push(labels, inact);
+    }
+
+    fn write(&self, out: &mut String) {
+        for f in [
+            &self.conns,
+            &self.packets,
+            &self.bytes,
+            &self.cps,
+            &self.pps,
+            &self.bps,
+            &self.active,
+            &self.inactive,
+        ] {
+            f.write(out);
+        }
+    }
+}
+
+/// The whole exposition: rvsd's own health, then every service and real
+/// server. `services` is `None` when the table could not be read (the
+/// exposition then says `rvs_up 0`).
+pub fn render(engine: &str, services: Option<&[ServiceEntry]>) -> String {
+    let mut out = String::new();
+    let mut up = Family::new(
+        "rvs_up",
+        "gauge",
+        "1 if rvsd answered this scrape from its table.",
+    );
+    up.push(&[], services.is_some() as u64);
+    up.write(&mut out);
+    let mut info = Family::new(
+        "rvs_engine_info",
+        "gauge",
+        "The data path carrying the traffic (always 1; the engine is a label).",
+    );
+    info.push(&[("engine", engine)], 1);
+    info.write(&mut out);
+    let services = services.unwrap_or(&[]);
+    let mut count = Family::new("rvs_services", "gauge", "Virtual services in the table.");
+    count.push(&[], services.len() as u64);
+    count.write(&mut out);
+    let mut rs_count = Family::new(
+        "rvs_service_real_servers",
+        "gauge",
+        "Real servers of the service.",
+    );
+    let mut svc = Level::new("service");
+    let mut rs = Level::new("real_server");
+    let mut weight = Family::new(
+        "rvs_real_server_weight",
+        "gauge",
+        "Scheduling weight; 0 means drained (no new connections).",
+    );
+    let mut persist = Family::new(
+        "rvs_real_server_persistent_connections",
+        "gauge",
+        "Persistence templates pointing at the real server (PersistConn).",
+    );
+    for s in services {
+        let owned = service_labels(&s.key);
+        let labels: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let act = s.dests.iter().map(|d| d.activeconns as u64).sum();
+        let inact = s.dests.iter().map(|d| d.inactconns as u64).sum();
+        svc.push(&labels, &s.stats, &s.rates, act, inact);
+        rs_count.push(&labels, s.dests.len() as u64);
+        for d in &s.dests {
+            let name = addr_port(&d.config.addr, d.config.port);
+            let (addr, port) = (d.config.addr.to_string(), d.config.port.to_string());
+            let mut l = labels.clone();
+            l.push(("real_server", &name));
+            l.push(("real_address", &addr));
+            l.push(("real_port", &port));
+            rs.push(
+                &l,
+                &d.stats,
+                &d.rates,
+                d.activeconns as u64,
+                d.inactconns as u64,
+            );
+            // Weights are never negative in the table (ERANGE).
+            weight.push(&l, d.config.weight.max(0) as u64);
+            persist.push(&l, d.persistconns as u64);
+        }
+    }
+    rs_count.write(&mut out);
+    svc.write(&mut out);
+    rs.write(&mut out);
+    weight.write(&mut out);
+    persist.write(&mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(
+            format_labels(&[("a", "x\"y\\z\nw"), ("b", "")]),
+            r#"{a="x\"y\\z\nw",b=""}"#
+        );
+        assert_eq!(format_labels(&[]), "");
+    }
+
+    #[test]
+    fn empty_table_still_reports_health() {
+        let m = render("proxy", Some(&[]));
+        assert!(m.contains("# TYPE rvs_up gauge\nrvs_up 1\n"), "{m}");
+        assert!(m.contains("rvs_engine_info{engine=\"proxy\"} 1\n"), "{m}");
+        assert!(m.contains("rvs_services 0\n"), "{m}");
+        assert!(render("none", None).contains("rvs_up 0\n"));
+    }
+}
