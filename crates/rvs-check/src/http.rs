@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 
 use md5::{Digest, Md5};
-use regex_lite::Regex;
+pub use regex_lite::Regex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::checker::{connect_tcp, io_reason, CheckFuture, Checker};

@@ -228,6 +228,8 @@ pub struct CheckState {
     running: Option<Running>,
     next_token: u64,
     last: Option<(Time, CheckResult)>,
+    /// The weight carried by the last passing result.
+    weight: Option<i32>,
 }
 
 impl CheckState {
@@ -242,6 +244,7 @@ impl CheckState {
             running: None,
             next_token: 0,
             last: None,
+            weight: None,
         }
     }
 
@@ -264,6 +267,12 @@ impl CheckState {
     /// The last result and when it arrived.
     pub fn last(&self) -> Option<&(Time, CheckResult)> {
         self.last.as_ref()
+    }
+
+    /// The weight carried by the last passing result (keepalived
+    /// `misc_dynamic`); failures leave it alone.
+    pub fn weight(&self) -> Option<i32> {
+        self.weight
     }
 
     /// Whether a run is in flight.
@@ -329,6 +338,9 @@ impl CheckState {
             (Health::Up, true) | (Health::Down, false)
         );
         let reason = result.reason.clone();
+        if result.ok {
+            self.weight = result.weight;
+        }
         self.last = Some((now, result));
         if agrees {
             self.streak = 0;
@@ -411,7 +423,7 @@ impl ServerChecks {
     }
 
     /// The weight asked for by the checks: the lowest of the weights their
-    /// last results carried, or `None` for the configured weight.
+    /// last passing results carried, or `None` for the configured weight.
     pub fn weight(&self) -> Option<i32> {
         self.weight
     }
@@ -481,16 +493,7 @@ impl ServerChecks {
                 events.push(Event::Server(Transition { to: health, ..t }));
             }
         }
-        let weight = self
-            .checks
-            .iter()
-            .filter_map(|c| {
-                c.last
-                    .as_ref()
-                    .filter(|(_, r)| r.ok)
-                    .and_then(|(_, r)| r.weight)
-            })
-            .min();
+        let weight = self.checks.iter().filter_map(CheckState::weight).min();
         if weight != self.weight {
             self.weight = weight;
             events.push(Event::Weight(weight));
