@@ -5,9 +5,12 @@
 //! control protocol of `rvs-ctl` on a Unix socket (mode 0600) for `rvsadm`
 //! and `rvsctl`. Requests from all clients are applied one at a time under a
 //! single lock, and every change is persisted before it is acknowledged; a
-//! change that cannot be persisted is rolled back.
+//! change that cannot be persisted is rolled back. With `--http` it also
+//! serves the HTTP API and Prometheus `/metrics` of `rvs-api`, whose writes
+//! take the same path as the control socket's.
 
 mod config;
+mod http;
 mod server;
 
 use clap::Parser;
@@ -60,6 +63,18 @@ pub struct Args {
     /// Linux's `net.ipv4.vs.conn_reuse_mode` (0..=3, default 1).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=3))]
     pub conn_reuse_mode: u8,
+    /// Serve the HTTP API and Prometheus /metrics on ADDR (e.g.
+    /// 127.0.0.1:9100). Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+    /// The bearer token the HTTP API's writes need (the file's content).
+    /// Without it the API is read-only.
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub api_token_file: Option<PathBuf>,
+    /// Let anyone who can reach --http read the table and /metrics without
+    /// the token (reads are open anyway when --http is a loopback address).
+    #[arg(long, requires = "http")]
+    pub api_public_reads: bool,
 }
 
 impl Args {

@@ -26,7 +26,7 @@ pub type SharedDirector = Arc<Mutex<Director>>;
 
 /// The control plane's state: the director handle and the rules last
 /// written to disk. Lock order: `Shared`, then the director.
-struct Shared {
+pub(crate) struct Shared {
     director: SharedDirector,
     saved: Rules,
     state: StateDir,
@@ -209,6 +209,11 @@ pub fn run(args: Args) -> Result<(), String> {
         config = ?args.config,
         "table ready"
     );
+    let http = crate::http::bind(
+        args.http,
+        args.api_token_file.as_deref(),
+        args.api_public_reads,
+    )?;
     let listener = bind_socket(&args.socket)?;
     let director: SharedDirector = Arc::new(Mutex::new(director));
     let epoch = Instant::now();
@@ -246,6 +251,9 @@ pub fn run(args: Args) -> Result<(), String> {
     tracing::info!(socket = %args.socket.display(), "listening");
     spawn_ticker(director, epoch);
     spawn_signal_handler(args.socket.clone(), shared.clone(), epoch)?;
+    if let Some(h) = http {
+        h.start(shared.clone(), epoch, engine_kind)?;
+    }
     let clients = Arc::new(AtomicUsize::new(0));
     for conn in listener.incoming() {
         let stream = match conn {
@@ -483,7 +491,7 @@ fn serve_client(stream: UnixStream, shared: &Mutex<Shared>, epoch: Instant) {
 
 /// Applies a request under the lock, persists what it changed, and lets
 /// the engine follow the table.
-fn handle(shared: &Mutex<Shared>, req: &Request, now: Time) -> Response {
+pub(crate) fn handle(shared: &Mutex<Shared>, req: &Request, now: Time) -> Response {
     let mut guard = lock(shared);
     *lock(&BROADCASTS) = None;
     let s = &mut *guard;
