@@ -11,7 +11,7 @@ use std::ops::RangeInclusive;
 
 use md5::{Digest, Md5};
 pub use regex_lite::Regex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::checker::{connect_tcp, io_reason, CheckFuture, Checker};
 use crate::state::{CheckResult, Reason};
@@ -134,17 +134,32 @@ impl HttpCheck {
     }
 
     async fn fetch(&self) -> Result<(u16, Vec<u8>), Reason> {
-        let mut stream = connect_tcp(self.target, self.source)
+        let stream = connect_tcp(self.target, self.source)
             .await
             .map_err(|e| io_reason(&e))?;
+        self.exchange(stream).await
+    }
+
+    /// Sends the request over `stream` (plain TCP, or TLS for
+    /// [`crate::https::HttpsCheck`]) and reads the response.
+    pub(crate) async fn exchange<S>(&self, mut stream: S) -> Result<(u16, Vec<u8>), Reason>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
         stream
             .write_all(&self.request())
             .await
             .map_err(|e| io_reason(&e))?;
+        stream.flush().await.map_err(|e| io_reason(&e))?;
         let mut buf = Vec::with_capacity(4096);
         let mut chunk = [0u8; 8192];
         loop {
-            let n = stream.read(&mut chunk).await.map_err(|e| io_reason(&e))?;
+            let n = match stream.read(&mut chunk).await {
+                Ok(n) => n,
+                // A TLS peer that closes without close_notify: treat as EOF.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                Err(e) => return Err(io_reason(&e)),
+            };
             buf.extend_from_slice(&chunk[..n]);
             let eof = n == 0;
             if let Some(done) = parse_response(&buf, eof)? {
