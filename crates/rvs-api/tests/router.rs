@@ -641,3 +641,52 @@ async fn connections_are_paged() {
         assert!(error_of(&body).starts_with("invalid"), "{body}");
     }
 }
+
+#[tokio::test]
+async fn ipv6_services_are_named_with_or_without_brackets() {
+    let ctl = control();
+    let key = ServiceKey::Addr {
+        proto: Protocol::Udp,
+        addr: ip("2001:db8::1"),
+        port: 53,
+    };
+    for r in [
+        Request::AddService {
+            key,
+            config: ServiceConfig::defaults(Af::Inet6),
+        },
+        Request::AddDest {
+            service: key,
+            dest: masq("2001:db8::2", 5353, 2),
+        },
+    ] {
+        assert_eq!(ctl.call(r), Response::Ok);
+    }
+    let app = app(&ctl, false);
+    for uri in [
+        "/api/v1/services/udp/2001:db8::1/53",
+        "/api/v1/services/UDP/[2001:db8::1]/53",
+    ] {
+        let (s, body) = get(&app, uri).await;
+        assert_eq!(s, StatusCode::OK, "{uri}: {body}");
+        let v = json(&body);
+        assert_eq!(v["name"], "UDP [2001:db8::1]:53");
+        assert_eq!(v["family"], "inet6");
+        assert_eq!(v["real_servers"][0]["name"], "[2001:db8::2]:5353");
+    }
+    let (s, body, _) = send(
+        &app,
+        Method::POST,
+        "/api/v1/services/udp/2001:db8::1/53/real-servers/[2001:db8::2]/5353/drain",
+        Some(TOKEN),
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (_, m) = get(&app, "/metrics").await;
+    assert!(
+        m.lines().any(|l| l
+            == "rvs_real_server_weight{service=\"UDP [2001:db8::1]:53\",protocol=\"UDP\",address=\"2001:db8::1\",port=\"53\",real_server=\"[2001:db8::2]:5353\",real_address=\"2001:db8::2\",real_port=\"5353\"} 0"),
+        "{m}"
+    );
+}
