@@ -416,6 +416,32 @@ impl ServerChecks {
         }
     }
 
+    /// A server from checks kept across a configuration reload (unchanged
+    /// checks keep their [`CheckState`], with its streak, schedule and
+    /// result; new or changed ones are fresh). The server's state is
+    /// recomputed from them; with no checks it is `initial`. No event is
+    /// emitted: the pool is expected to already reflect the kept states.
+    pub fn from_checks(checks: Vec<CheckState>, initial: Health) -> Self {
+        let health = if checks.is_empty() {
+            initial
+        } else if checks.iter().all(|c| c.health() == Health::Up) {
+            Health::Up
+        } else {
+            Health::Down
+        };
+        let weight = checks.iter().filter_map(CheckState::weight).min();
+        ServerChecks {
+            checks,
+            health,
+            weight,
+        }
+    }
+
+    /// The checks, to carry over a reload with [`ServerChecks::from_checks`].
+    pub fn into_checks(self) -> Vec<CheckState> {
+        self.checks
+    }
+
     /// The server's state: up only when every check is up. A server with no
     /// check keeps its initial state.
     pub fn health(&self) -> Health {
@@ -671,6 +697,44 @@ mod tests {
         assert_eq!(
             s.finish(0, tok, now, CheckResult::pass()),
             vec![Event::Weight(None)]
+        );
+    }
+
+    #[test]
+    fn a_reload_keeps_the_state_of_unchanged_checks() {
+        let t = timing(100, 50, 1, 3);
+        let mut s = ServerChecks::new(&[t], Health::Up, 5, 0);
+        let now = s.next_wakeup().unwrap();
+        let (_, tok, _) = s.start_due(now)[0];
+        s.finish(0, tok, now, CheckResult::fail(Reason::Status(500)));
+        assert_eq!(s.health(), Health::Down);
+        // Reload: the old check is kept, a new one (starting up) is added.
+        let mut kept = s.into_checks();
+        kept.push(CheckState::new(t, Health::Up, 6, now));
+        let mut s = ServerChecks::from_checks(kept, Health::Up);
+        assert_eq!(
+            s.health(),
+            Health::Down,
+            "a failed server does not come back unchecked"
+        );
+        assert_eq!(s.checks()[0].last().unwrap().1.reason, Reason::Status(500));
+        // It still needs `rise` passes of the kept check.
+        let mut ups = 0;
+        for _ in 0..6 {
+            let now = s.next_wakeup().unwrap();
+            for (i, tok, _) in s.start_due(now) {
+                ups += s
+                    .finish(i, tok, now, CheckResult::pass())
+                    .iter()
+                    .filter(|e| matches!(e, Event::Server(_)))
+                    .count();
+            }
+        }
+        assert_eq!(ups, 1);
+        assert_eq!(s.health(), Health::Up);
+        assert_eq!(
+            ServerChecks::from_checks(Vec::new(), Health::Down).health(),
+            Health::Down
         );
     }
 

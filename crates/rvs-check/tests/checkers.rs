@@ -174,4 +174,5 @@ async fn misc_exit_codes_weights_and_timeout() {
     assert!(started.elapsed() < Duration::from_millis(1500));
     let killed = MiscCheck::new("/bin/sh", &["-c", "kill -9 $$"]);
     assert_eq!(run_check(&killed, T).await.reason, Reason::Signal(9));
+    let _ = std::fs::remove_dir_all(std::path::Path::new(&sh).parent().unwrap());
 }

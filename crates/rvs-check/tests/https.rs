@@ -173,4 +173,5 @@ async fn https_with_and_without_verification_and_sni() {
     assert_eq!(run_check(&c, T).await, CheckResult::pass());
     assert_eq!(sni.lock().unwrap()[before..].last().unwrap(), &None);
     assert!(HttpsCheck::new(http, opts(Some("bad name!"), Verify::Off)).is_err());
+    let _ = std::fs::remove_dir_all(key.parent().unwrap());
 }
