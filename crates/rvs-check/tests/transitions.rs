@@ -144,6 +144,7 @@ async fn a_flapping_misc_check_is_damped_and_sets_the_weight() {
         .parse()
         .unwrap();
     assert!(runs >= 10, "only {runs} runs");
+    let _ = std::fs::remove_dir_all(&dir);
     assert!(server_events(&events).is_empty(), "{events:?}");
     assert_eq!(s.health(), Health::Up);
     // Passing runs exit 12: weight 10 from misc_dynamic; failing runs carry none.
