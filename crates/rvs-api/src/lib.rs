@@ -18,6 +18,7 @@ pub mod view;
 pub use metrics::{render as render_metrics, CONTENT_TYPE as METRICS_CONTENT_TYPE};
 
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
@@ -319,8 +320,19 @@ fn real_server_id(p: &HashMap<String, String>) -> Result<(IpAddr, u16), ApiError
     ))
 }
 
-type Params = Path<HashMap<String, String>>;
-type QueryMap = Query<HashMap<String, String>>;
+/// Path parameters, or axum's rejection (bad percent-encoding ...).
+type Params = Result<Path<HashMap<String, String>>, PathRejection>;
+/// Query parameters, or axum's rejection.
+type QueryMap = Result<Query<HashMap<String, String>>, QueryRejection>;
+/// The request body, or axum's rejection (too large ...).
+type Body = Result<Bytes, BytesRejection>;
+
+/// axum's own rejections answered as JSON errors like the others.
+macro_rules! accept {
+    ($e:expr) => {
+        $e.map_err(|r| ApiError::new(r.status(), r.body_text()))?
+    };
+}
 
 async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
     st.authorize(&headers, Access::Read)?;
@@ -356,10 +368,11 @@ async fn services(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
 async fn service(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(p): Params,
-    Query(q): QueryMap,
+    p: Params,
+    q: QueryMap,
 ) -> ApiResult {
     st.authorize(&headers, Access::Read)?;
+    let (Path(p), Query(q)) = (accept!(p), accept!(q));
     let key = service_key(&p, &q)?;
     Ok(Json(ServiceView::from(&st.service(key).await?)).into_response())
 }
@@ -379,10 +392,11 @@ fn find_dest(s: &ServiceEntry, addr: IpAddr, port: u16) -> Result<&rvs_ctl::Dest
 async fn real_server(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(p): Params,
-    Query(q): QueryMap,
+    p: Params,
+    q: QueryMap,
 ) -> ApiResult {
     st.authorize(&headers, Access::Read)?;
+    let (Path(p), Query(q)) = (accept!(p), accept!(q));
     let key = service_key(&p, &q)?;
     let (addr, port) = real_server_id(&p)?;
     let s = st.service(key).await?;
@@ -399,13 +413,15 @@ struct WeightBody {
 async fn set_weight(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(p): Params,
-    Query(q): QueryMap,
-    body: Bytes,
+    p: Params,
+    q: QueryMap,
+    body: Body,
 ) -> ApiResult {
     st.authorize(&headers, Access::Write)?;
+    let (Path(p), Query(q)) = (accept!(p), accept!(q));
     let key = service_key(&p, &q)?;
     let rs = real_server_id(&p)?;
+    let body = accept!(body);
     let body: WeightBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad(format!("invalid JSON body (want {{\"weight\": N}}): {e}")))?;
     // rvsadm's range for -w (Debian's ipvsadm: 0..INT_MAX).
@@ -421,10 +437,11 @@ async fn set_weight(
 async fn drain(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(p): Params,
-    Query(q): QueryMap,
+    p: Params,
+    q: QueryMap,
 ) -> ApiResult {
     st.authorize(&headers, Access::Write)?;
+    let (Path(p), Query(q)) = (accept!(p), accept!(q));
     let key = service_key(&p, &q)?;
     let rs = real_server_id(&p)?;
     edit_weight(&st, key, rs, 0).await
@@ -464,12 +481,9 @@ fn page_param(q: &HashMap<String, String>, name: &str, default: usize) -> Result
     }
 }
 
-async fn connections(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Query(q): QueryMap,
-) -> ApiResult {
+async fn connections(State(st): State<AppState>, headers: HeaderMap, q: QueryMap) -> ApiResult {
     st.authorize(&headers, Access::Read)?;
+    let Query(q) = accept!(q);
     let offset = page_param(&q, "offset", 0)?;
     let limit = page_param(&q, "limit", DEFAULT_PAGE)?;
     if limit == 0 || limit > MAX_PAGE {

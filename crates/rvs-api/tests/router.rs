@@ -690,3 +690,30 @@ async fn ipv6_services_are_named_with_or_without_brackets() {
         "{m}"
     );
 }
+
+#[tokio::test]
+async fn axums_own_rejections_are_json_too() {
+    let ctl = control();
+    let app = app(&ctl, false);
+    let before = ctl.rules();
+    for uri in [
+        "/api/v1/services/tcp/%FF/80",
+        "/api/v1/connections?limit=%FF",
+    ] {
+        let (s, body) = get(&app, uri).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        assert!(!error_of(&body).is_empty());
+    }
+    let huge = format!("{{\"weight\": 1, \"pad\": \"{}\"}}", "x".repeat(3 << 20));
+    let (s, body, _) = send(
+        &app,
+        Method::PUT,
+        "/api/v1/services/tcp/10.0.0.1/80/real-servers/10.0.0.2/8080/weight",
+        Some(TOKEN),
+        &huge,
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(!error_of(&body).is_empty());
+    assert_eq!(ctl.rules(), before);
+}
