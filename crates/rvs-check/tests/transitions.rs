@@ -128,16 +128,18 @@ async fn a_flapping_misc_check_is_damped_and_sets_the_weight() {
     let counter = dir.join("n");
     std::fs::write(&counter, "0").unwrap();
     let script = dir.join("flap.sh");
-    std::fs::write(&script, "#!/bin/sh\nn=$(cat \"$1\")\necho $((n+1)) > \"$1\"\nif [ $((n % 2)) = 0 ]; then exit 1; fi\nexit 12\n").unwrap();
+    std::fs::write(&script, "#!/bin/sh\nn=$(cat \"$1\")\necho $((n+1)) > \"$1.tmp\" && mv \"$1.tmp\" \"$1\"\nif [ $((n % 2)) = 0 ]; then exit 1; fi\nexit 12\n").unwrap();
     let mut m = MiscCheck::new(
         "/bin/sh",
         &[script.to_str().unwrap(), counter.to_str().unwrap()],
     );
     m.dynamic = true;
     let checkers: Vec<Box<dyn Checker>> = vec![Box::new(m)];
-    let timing = CheckTiming::new(50, 50, 2, 2).unwrap();
+    // Generous timing: a run killed by its timeout under a loaded CI box
+    // would be a second failure in a row and defeat the point of the test.
+    let timing = CheckTiming::new(200, 200, 2, 2).unwrap();
     let mut s = ServerChecks::new(&[timing], Health::Up, 1, 0);
-    let events = drive(&mut s, &checkers, Instant::now(), 1000).await;
+    let events = drive(&mut s, &checkers, Instant::now(), 3000).await;
     let runs: u32 = std::fs::read_to_string(&counter)
         .unwrap()
         .trim()
