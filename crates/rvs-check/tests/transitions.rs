@@ -16,8 +16,9 @@ use rvs_check::{
 };
 use rvs_core::Time;
 
-/// Scheduling slack on a loaded 2-core machine.
-const SLACK: Time = 250;
+/// Scheduling slack on a loaded 2-core machine (CI runs other test
+/// binaries' servers and builds beside this one).
+const SLACK: Time = 500;
 
 fn server_events(events: &[(Time, Event)]) -> Vec<(Time, Health, Reason)> {
     events
