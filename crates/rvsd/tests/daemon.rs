@@ -1,60 +1,15 @@
 //! rvsd as a process: socket mode, persistence across restarts and crashes,
 //! concurrent clients, refusal of garbage, and rvsadm without a daemon.
 
+mod common;
+
+use common::{rvsadm_output, wait_for_socket, Rvsd};
 use rvs_core::{Af, DestConfig, Protocol, ServiceConfig, ServiceKey};
-use rvs_ctl::{Client, Response};
+use rvs_ctl::Response;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Rvsd {
-    child: Child,
-    sock: PathBuf,
-}
-
-impl Rvsd {
-    fn start(dir: &Path) -> Rvsd {
-        let sock = dir.join("rvsd.sock");
-        let child = Command::new(env!("CARGO_BIN_EXE_rvsd"))
-            .arg("--socket")
-            .arg(&sock)
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .env("RVS_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t0 = Instant::now();
-        while UnixStream::connect(&sock).is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "rvsd did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Rvsd { child, sock }
-    }
-
-    fn client(&self) -> Client {
-        Client::connect(&self.sock).unwrap()
-    }
-
-    /// SIGKILL: no chance to clean up, as in a crash.
-    fn crash(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Rvsd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::process::Command;
 
 fn key(port: u16) -> ServiceKey {
     ServiceKey::Addr {
@@ -64,25 +19,10 @@ fn key(port: u16) -> ServiceKey {
     }
 }
 
-fn rvsadm(sock: &Path, args: &[&str]) -> std::process::Output {
-    let bin = Path::new(env!("CARGO_BIN_EXE_rvsd")).with_file_name("rvsadm");
-    assert!(
-        bin.exists(),
-        "{} missing: run `cargo build --bins` first",
-        bin.display()
-    );
-    Command::new(bin)
-        .args(args)
-        .env("RVS_SOCKET", sock)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn socket_is_private_and_rules_survive_a_crash() {
     let dir = tempfile::tempdir().unwrap();
-    let d = Rvsd::start(dir.path());
+    let d = Rvsd::start(dir.path(), &[]);
     let mode = std::fs::metadata(&d.sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let mut c = d.client();
@@ -98,10 +38,10 @@ fn socket_is_private_and_rules_survive_a_crash() {
         .unwrap();
     c.add_dest(key(80), DestConfig::new("192.168.1.2".parse().unwrap(), 80))
         .unwrap();
-    let before = rvsadm(&d.sock, &["-S", "-n"]).stdout;
+    let before = rvsadm_output(&d.sock, &["-S", "-n"]).stdout;
     d.crash();
-    let d = Rvsd::start(dir.path());
-    let after = rvsadm(&d.sock, &["-S", "-n"]);
+    let d = Rvsd::start(dir.path(), &[]);
+    let after = rvsadm_output(&d.sock, &["-S", "-n"]);
     assert_eq!(
         String::from_utf8_lossy(&after.stdout),
         String::from_utf8_lossy(&before)
@@ -110,8 +50,8 @@ fn socket_is_private_and_rules_survive_a_crash() {
         String::from_utf8_lossy(&before).contains("-a -t 10.0.0.1:80 -r 192.168.1.2:80 -g -w 1")
     );
     // Kernel order (newest first) is restored too.
-    let nosort =
-        String::from_utf8_lossy(&rvsadm(&d.sock, &["-L", "-n", "--nosort"]).stdout).to_string();
+    let nosort = String::from_utf8_lossy(&rvsadm_output(&d.sock, &["-L", "-n", "--nosort"]).stdout)
+        .to_string();
     let (p1, p2) = (
         nosort.find("192.168.1.1").unwrap(),
         nosort.find("192.168.1.2").unwrap(),
@@ -122,7 +62,7 @@ fn socket_is_private_and_rules_survive_a_crash() {
 #[test]
 fn a_second_daemon_does_not_steal_the_socket() {
     let dir = tempfile::tempdir().unwrap();
-    let _d = Rvsd::start(dir.path());
+    let _d = Rvsd::start(dir.path(), &[]);
     let out = Command::new(env!("CARGO_BIN_EXE_rvsd"))
         .arg("--socket")
         .arg(dir.path().join("rvsd.sock"))
@@ -165,13 +105,13 @@ fn a_corrupt_rules_file_stops_the_daemon_instead_of_erasing_it() {
 #[test]
 fn concurrent_clients_are_serialised_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let d = Rvsd::start(dir.path());
+    let d = Rvsd::start(dir.path(), &[]);
     let threads: Vec<_> = (0..8u16)
         .map(|t| {
             let sock = d.sock.clone();
             std::thread::spawn(move || {
                 for i in 0..25u16 {
-                    let out = rvsadm(
+                    let out = rvsadm_output(
                         &sock,
                         &["-A", "-t", &format!("10.1.{t}.{i}:80"), "-s", "rr"],
                     );
@@ -195,7 +135,7 @@ fn concurrent_clients_are_serialised_and_nothing_is_lost() {
 #[test]
 fn garbage_requests_get_an_error_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let d = Rvsd::start(dir.path());
+    let d = Rvsd::start(dir.path(), &[]);
     let mut s = UnixStream::connect(&d.sock).unwrap();
     s.write_all(b"{\"AddService\": 42}\nnot json at all\n")
         .unwrap();
@@ -212,7 +152,7 @@ fn garbage_requests_get_an_error_and_change_nothing() {
 #[test]
 fn rvsadm_without_a_daemon_says_so_and_fails() {
     let dir = tempfile::tempdir().unwrap();
-    let out = rvsadm(&dir.path().join("nothing.sock"), &["-L", "-n"]);
+    let out = rvsadm_output(&dir.path().join("nothing.sock"), &["-L", "-n"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -236,12 +176,8 @@ fn twos_exists_only_when_enabled_as_linux_6_1_lacks_it() {
             cmd.args(["--enable-scheduler", f]);
         }
         let mut child = cmd.env("RVS_LOG", "warn").spawn().unwrap();
-        let t0 = Instant::now();
-        while UnixStream::connect(&sock).is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(10));
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let out = rvsadm(&sock, &["-A", "-t", "10.0.0.1:80", "-s", "twos"]);
+        wait_for_socket(&sock);
+        let out = rvsadm_output(&sock, &["-A", "-t", "10.0.0.1:80", "-s", "twos"]);
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(

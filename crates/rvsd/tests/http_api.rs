@@ -3,10 +3,13 @@
 //! sent, the API's authorisation, and a drain through the API seen by
 //! `rvsadm`.
 
+mod common;
+
+use common::{free_port, rvsadm, Rvsd};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "t0k3n-for-the-test";
@@ -14,16 +17,6 @@ const TOKEN: &str = "t0k3n-for-the-test";
 const REQUEST: usize = 10_000;
 const REPLY: usize = 5_000;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A real server that reads a request to its end, then answers REPLY bytes
-/// and closes.
 fn real_server() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
@@ -38,57 +31,6 @@ fn real_server() -> u16 {
         }
     });
     port
-}
-
-struct Rvsd {
-    child: Child,
-    sock: PathBuf,
-}
-
-impl Drop for Rvsd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &Path, extra: &[&str]) -> Rvsd {
-    let sock = dir.join("rvsd.sock");
-    let child = Command::new(env!("CARGO_BIN_EXE_rvsd"))
-        .arg("--socket")
-        .arg(&sock)
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .args(["--workers", "2"])
-        .args(extra)
-        .env("RVS_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "rvsd did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Rvsd { child, sock }
-}
-
-fn rvsadm(d: &Rvsd, args: &[&str]) -> String {
-    let bin = Path::new(env!("CARGO_BIN_EXE_rvsd")).with_file_name("rvsadm");
-    let out = Command::new(bin)
-        .args(args)
-        .env("RVS_SOCKET", &d.sock)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "rvsadm {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// One HTTP/1.1 exchange (`Connection: close`): status and body.
@@ -190,7 +132,7 @@ fn metrics_follow_real_traffic_and_the_api_drains_a_real_server() {
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     let hport = free_port();
     let haddr = format!("127.0.0.1:{hport}");
-    let d = start(
+    let d = Rvsd::start(
         dir.path(),
         &[
             "--http",
@@ -364,7 +306,7 @@ fn off_loopback_reads_need_the_token_unless_opened() {
         "{err}"
     );
 
-    let d = start(
+    let d = Rvsd::start(
         dir.path(),
         &[
             "--engine",
@@ -392,7 +334,7 @@ fn off_loopback_reads_need_the_token_unless_opened() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let any = format!("0.0.0.0:{port}");
-    let _d = start(
+    let _d = Rvsd::start(
         dir.path(),
         &["--engine", "none", "--http", &any, "--api-public-reads"],
     );

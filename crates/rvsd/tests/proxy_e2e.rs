@@ -1,19 +1,14 @@
 //! rvsd with its default proxy engine, driven by rvsadm and rvs.toml, on
 //! loopback with real servers started by the test.
 
+mod common;
+
+use common::{free_port, rvsadm, rvsadm_output, Rvsd};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// A real server answering each TCP connection and UDP datagram with its name.
 fn real_server(name: &'static str) -> u16 {
@@ -36,57 +31,6 @@ fn real_server(name: &'static str) -> u16 {
         }
     });
     port
-}
-
-struct Rvsd {
-    child: Child,
-    sock: PathBuf,
-}
-
-impl Drop for Rvsd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &Path, extra: &[&str]) -> Rvsd {
-    let sock = dir.join("rvsd.sock");
-    let child = Command::new(env!("CARGO_BIN_EXE_rvsd"))
-        .arg("--socket")
-        .arg(&sock)
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .args(["--workers", "2"])
-        .args(extra)
-        .env("RVS_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "rvsd did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Rvsd { child, sock }
-}
-
-fn rvsadm(d: &Rvsd, args: &[&str]) -> String {
-    let bin = Path::new(env!("CARGO_BIN_EXE_rvsd")).with_file_name("rvsadm");
-    let out = Command::new(bin)
-        .args(args)
-        .env("RVS_SOCKET", &d.sock)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "rvsadm {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn ask(port: u16) -> (TcpStream, String) {
@@ -112,7 +56,7 @@ fn ask(port: u16) -> (TcpStream, String) {
 #[test]
 fn rvsadm_rules_carry_traffic_in_the_kernels_rr_order() {
     let dir = tempfile::tempdir().unwrap();
-    let d = start(dir.path(), &[]);
+    let d = Rvsd::start(dir.path(), &[]);
     let vport = free_port();
     let vip = format!("127.0.0.1:{vport}");
     rvsadm(&d, &["-A", "-t", &vip, "-s", "rr"]);
@@ -144,15 +88,10 @@ fn rvsadm_rules_carry_traffic_in_the_kernels_rr_order() {
 #[test]
 fn strict_mode_refuses_direct_routing_naming_the_xdp_engine() {
     let dir = tempfile::tempdir().unwrap();
-    let d = start(dir.path(), &["--strict"]);
+    let d = Rvsd::start(dir.path(), &["--strict"]);
     let vip = format!("127.0.0.1:{}", free_port());
     rvsadm(&d, &["-A", "-t", &vip]);
-    let bin = Path::new(env!("CARGO_BIN_EXE_rvsd")).with_file_name("rvsadm");
-    let out = Command::new(bin)
-        .args(["-a", "-t", &vip, "-r", "127.0.0.2"])
-        .env("RVS_SOCKET", &d.sock)
-        .output()
-        .unwrap();
+    let out = rvsadm_output(&d.sock, &["-a", "-t", &vip, "-r", "127.0.0.2"]);
     assert_eq!(out.status.code(), Some(255));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("xdp engine"), "{err}");
@@ -192,7 +131,7 @@ fn config_file_reload_keeps_connections_and_counters() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    let d = start(dir.path(), &["--config", cfg.to_str().unwrap()]);
+    let d = Rvsd::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
     let (held, first) = ask(vport);
     assert!(first == "one" || first == "two");
     // UDP through the proxy.
