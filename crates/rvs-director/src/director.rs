@@ -189,8 +189,40 @@ impl Director {
         self.table.tick_estimators();
     }
 
-    /// Applies one request. Never panics on any input.
+    /// Applies one request (or a batch, item by item). Never panics on any
+    /// input.
     pub fn apply(&mut self, req: &Request, now: Time) -> Response {
+        self.apply_admitted(req, now, &|_, _| Ok(()))
+    }
+
+    /// Like [`Director::apply`], but each request (each item of a batch,
+    /// against the table as the earlier items left it) must first pass
+    /// `admit`, the running engine's say on what it can carry; a refusal
+    /// becomes [`Response::Refused`] and changes nothing.
+    pub fn apply_admitted(
+        &mut self,
+        req: &Request,
+        now: Time,
+        admit: &dyn Fn(&Request, &ServiceTable) -> Result<(), String>,
+    ) -> Response {
+        let one = |d: &mut Director, r: &Request| match admit(r, &d.table) {
+            Ok(()) => d.apply_one(r, now),
+            Err(m) => Response::Refused(m),
+        };
+        match req {
+            Request::Batch(reqs) => Response::Batch(
+                reqs.iter()
+                    .map(|r| match r {
+                        Request::Batch(_) => Response::BadRequest("nested batch".into()),
+                        r => one(self, r),
+                    })
+                    .collect(),
+            ),
+            r => one(self, r),
+        }
+    }
+
+    fn apply_one(&mut self, req: &Request, now: Time) -> Response {
         let done = |r: Result<(), Errno>| match r {
             Ok(()) => Response::Ok,
             Err(e) => Response::Err(e),
@@ -249,31 +281,7 @@ impl Director {
             Request::GetTimeouts => Response::Timeouts(self.timeouts()),
             Request::GetDaemons => Response::Daemons(self.daemons.clone()),
             Request::GetConns => Response::Conns(self.conn_entries(now)),
-            Request::Batch(reqs) => Response::Batch(
-                reqs.iter()
-                    .map(|r| match r {
-                        Request::Batch(_) => Response::BadRequest("nested batch".into()),
-                        r => self.apply(r, now),
-                    })
-                    .collect(),
-            ),
-        }
-    }
-
-    /// Answers a read-only request without mutating anything (for
-    /// comparisons in tests and for readers that hold a shared reference).
-    pub fn apply_ref(&self, req: &Request) -> Option<Response> {
-        match req {
-            Request::GetServices => Some(Response::Services(
-                self.table
-                    .services_in_kernel_order()
-                    .into_iter()
-                    .map(service_entry)
-                    .collect(),
-            )),
-            Request::GetTimeouts => Some(Response::Timeouts(self.timeouts())),
-            Request::GetDaemons => Some(Response::Daemons(self.daemons.clone())),
-            _ => None,
+            Request::Batch(_) => Response::BadRequest("nested batch".into()),
         }
     }
 

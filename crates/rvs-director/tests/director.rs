@@ -160,11 +160,11 @@ fn rules_round_trip_rebuilds_the_same_listing() {
         }),
     );
     let rules = d.rules();
-    let e = Director::from_rules(&rules, opts(Sysctls::default())).unwrap();
+    let mut e = Director::from_rules(&rules, opts(Sysctls::default())).unwrap();
     assert_eq!(e.rules(), rules);
     assert_eq!(
-        e.apply_ref(&Request::GetServices),
-        d.apply_ref(&Request::GetServices)
+        e.apply(&Request::GetServices, 0),
+        d.apply(&Request::GetServices, 0)
     );
     assert_eq!(
         e.timeouts(),

@@ -500,28 +500,9 @@ pub(crate) fn handle(shared: &Mutex<Shared>, req: &Request, now: Time) -> Respon
     }
     let resp = {
         let mut d = lock(&s.director);
-        let admit = |r: &Request, d: &Director| match (&s.engine, s.strict) {
-            (Some(e), true) => e.admit(r, d.table()),
-            _ => Ok(()),
-        };
-        match req {
-            // Each request of a batch is admitted against the table as the
-            // earlier ones left it.
-            Request::Batch(reqs) => Response::Batch(
-                reqs.iter()
-                    .map(|r| match r {
-                        Request::Batch(_) => Response::BadRequest("nested batch".into()),
-                        r => match admit(r, &d) {
-                            Ok(()) => d.apply(r, now),
-                            Err(m) => Response::Refused(m),
-                        },
-                    })
-                    .collect(),
-            ),
-            r => match admit(r, &d) {
-                Ok(()) => d.apply(r, now),
-                Err(m) => Response::Refused(m),
-            },
+        match (&s.engine, s.strict) {
+            (Some(e), true) => d.apply_admitted(req, now, &|r, t| e.admit(r, t)),
+            _ => d.apply(req, now),
         }
     };
     if !s.persist() {
