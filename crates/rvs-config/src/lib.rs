@@ -15,6 +15,7 @@
 mod addr;
 mod diff;
 mod error;
+mod health;
 mod model;
 mod parse;
 mod rules;
@@ -23,8 +24,12 @@ mod write;
 pub use addr::{format_endpoint, parse_endpoint};
 pub use diff::{diff, engine_changes, EngineChange};
 pub use error::{line_col, ConfigError};
+pub use health::*;
 pub use model::*;
-pub use parse::{describe, parse, MAX_CONNECT_TIMEOUT, MAX_TIMEOUT, MAX_WEIGHT, MAX_WORKERS};
+pub use parse::{
+    describe, dns_name_ok, parse, MAX_CONNECT_TIMEOUT, MAX_TIMEOUT, MAX_WEIGHT, MAX_WORKERS,
+    PLACEHOLDERS, QUERY_TYPES,
+};
 pub use rules::{from_rules, from_rules_with, to_rules};
 pub use write::to_toml;
 

@@ -4,6 +4,7 @@
 //! own types ([`ServiceConfig`], [`DestConfig`]) so that loading a file is
 //! exactly a sequence of `-A`/`-a` requests.
 
+use crate::health::{Check, ServiceHealth};
 use rvs_core::{Af, DestConfig, FwdMethod, ServiceConfig, ServiceKey};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -126,6 +127,19 @@ pub struct RealServer {
     pub dest: DestConfig,
     /// Overrides the service's [`Service::proxy_protocol`] for this server.
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// This server's own checks; when empty, the service's apply.
+    pub checks: Vec<Check>,
+}
+
+impl RealServer {
+    /// A real server with no proxy-protocol override and no checks.
+    pub fn new(dest: DestConfig) -> Self {
+        RealServer {
+            dest,
+            proxy_protocol: None,
+            checks: Vec::new(),
+        }
+    }
 }
 
 /// A virtual service (`[[service]]`).
@@ -141,9 +155,20 @@ pub struct Service {
     pub transparent: bool,
     /// In declaration order, which is the order they are added in.
     pub real_servers: Vec<RealServer>,
+    /// Health checks and what failures do to the pool.
+    pub health: ServiceHealth,
 }
 
 impl Service {
+    /// The checks a real server runs: its own, or else the service's.
+    pub fn checks_for<'a>(&'a self, rs: &'a RealServer) -> &'a [Check] {
+        if rs.checks.is_empty() {
+            &self.health.checks
+        } else {
+            &rs.checks
+        }
+    }
+
     pub fn real_server(&self, addr: &IpAddr, port: u16) -> Option<&RealServer> {
         self.real_servers
             .iter()
@@ -239,6 +264,13 @@ impl Config {
                     .map(move |r| (s.key, r.dest.addr, r.dest.port, s.proxy_protocol_for(r)))
             })
             .collect()
+    }
+
+    /// Whether any service has checks or a fallback server.
+    pub fn has_health(&self) -> bool {
+        self.services
+            .iter()
+            .any(|s| s.health.is_active() || s.real_servers.iter().any(|r| !r.checks.is_empty()))
     }
 
     /// Scheduler names this file may use: Linux 6.1's plus the enabled ones.

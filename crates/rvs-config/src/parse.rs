@@ -28,6 +28,9 @@ use std::ops::Range;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+mod check;
+pub use check::{dns_name_ok, PLACEHOLDERS, QUERY_TYPES};
+
 type Val<'i> = Spanned<DeValue<'i>>;
 
 /// Largest weight and threshold (Debian's ipvsadm: `INT_MAX`).
@@ -71,6 +74,14 @@ const SERVICE_KEYS: &[&str] = &[
     "proxy_protocol",
     "transparent",
     "real_server",
+    "on_failure",
+    "quorum",
+    "quorum_hysteresis",
+    "quorum_up",
+    "quorum_down",
+    "initial",
+    "fallback",
+    "check",
 ];
 const REAL_SERVER_KEYS: &[&str] = &[
     "address",
@@ -82,12 +93,8 @@ const REAL_SERVER_KEYS: &[&str] = &[
     "tunnel_port",
     "tunnel_checksum",
     "proxy_protocol",
-];
-/// Keys kept for features that are not there yet, with what to say.
-const RESERVED: &[(&str, &str)] = &[(
     "check",
-    "health checks (`check`) are not implemented yet; remove this key",
-)];
+];
 
 /// Parses and validates a configuration file. `path` is only used in the
 /// error messages (`path:line:column: message`). Every error found is
@@ -184,12 +191,6 @@ impl Reader<'_> {
             let name = k.get_ref().as_ref();
             if known.contains(&name) {
                 continue;
-            }
-            if let Some((_, why)) = RESERVED.iter().find(|(r, _)| *r == name) {
-                if t.name.starts_with("[[service") {
-                    self.errs.at(&k.span(), *why);
-                    continue;
-                }
             }
             let msg = match suggest(name, known) {
                 Some(s) => format!("unknown key `{name}` in {}; did you mean `{s}`?", t.name),
@@ -641,12 +642,16 @@ impl Reader<'_> {
             }
         }
 
-        ok.then_some(Service {
+        let health = self.service_health(&t, &svc, &real_servers);
+        ok &= health.is_some();
+
+        ok.then(|| Service {
             key,
             config,
             proxy_protocol,
             transparent,
             real_servers,
+            health: health.unwrap_or_default(),
         })
     }
 
@@ -991,9 +996,18 @@ impl Reader<'_> {
             }
         }
 
+        let mut checks = Vec::new();
+        if let Some(v) = t.get("check") {
+            match self.checks(v, "[[service.real_server.check]]") {
+                Some(c) => checks = c,
+                None => ok = false,
+            }
+        }
+
         ok.then_some(RealServer {
             dest,
             proxy_protocol,
+            checks,
         })
     }
 

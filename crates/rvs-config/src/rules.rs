@@ -10,6 +10,7 @@
 //! newest-first order, and ipvsadm sorts that with its own comparators, so
 //! the same steps are replayed here and rvsadm's printer does the rest.
 
+use crate::health::ServiceHealth;
 use crate::model::*;
 use rvs_core::service::SVC_F_PERSISTENT;
 use rvs_core::table::service_bucket;
@@ -129,6 +130,7 @@ pub fn from_rules_with(text: &str, names: &NameDb) -> Result<Config, String> {
                     proxy_protocol: ProxyProtocol::None,
                     transparent: false,
                     real_servers: Vec::new(),
+                    health: ServiceHealth::default(),
                 });
             }
             Cmd::AddDest => {
@@ -154,10 +156,7 @@ pub fn from_rules_with(text: &str, names: &NameDb) -> Result<Config, String> {
                 if dest.fwd != FwdMethod::Masq {
                     cfg.engine = Engine::Xdp;
                 }
-                svc.real_servers.push(RealServer {
-                    dest,
-                    proxy_protocol: None,
-                });
+                svc.real_servers.push(RealServer::new(dest));
             }
             Cmd::SetTimeout => {
                 // 0 leaves a value as it is.

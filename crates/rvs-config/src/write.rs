@@ -3,6 +3,7 @@
 //! so that `parse(to_toml(c)) == c` holds whatever the engine.
 
 use crate::addr::format_endpoint;
+use crate::health::*;
 use crate::model::*;
 use crate::parse::{method_name, tun_name};
 use rvs_core::dest::{TUN_F_CSUM, TUN_F_REMCSUM};
@@ -145,14 +146,152 @@ fn service(o: &mut String, s: &Service) {
     if s.transparent {
         let _ = writeln!(o, "transparent = true");
     }
+    let h = &s.health;
+    let d = ServiceHealth::default();
+    if h.on_failure != d.on_failure {
+        let _ = writeln!(o, "on_failure = {}", quote(h.on_failure.name()));
+    }
+    if h.initial != d.initial {
+        let _ = writeln!(o, "initial = {}", quote(h.initial.name()));
+    }
+    if h.quorum != d.quorum {
+        let _ = writeln!(o, "quorum = {}", h.quorum);
+    }
+    if h.quorum_hysteresis != d.quorum_hysteresis {
+        let _ = writeln!(o, "quorum_hysteresis = {}", h.quorum_hysteresis);
+    }
+    if !h.quorum_up.is_empty() {
+        let _ = writeln!(o, "quorum_up = {}", strings(&h.quorum_up));
+    }
+    if !h.quorum_down.is_empty() {
+        let _ = writeln!(o, "quorum_down = {}", strings(&h.quorum_down));
+    }
+    for c in &h.checks {
+        check(o, "service.check", c);
+    }
+    if let Some(f) = &h.fallback {
+        let _ = writeln!(o, "\n[service.fallback]");
+        dest_keys(o, f);
+    }
     for r in &s.real_servers {
         real_server(o, r);
     }
 }
 
+/// A TOML array of strings.
+fn strings(v: &[String]) -> String {
+    let items: Vec<String> = v.iter().map(|s| quote(s)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Seconds as TOML: an integer when whole, else a float.
+fn seconds(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        (ms / 1000).to_string()
+    } else {
+        format!("{}", ms as f64 / 1000.0)
+    }
+}
+
+fn check(o: &mut String, table: &str, c: &Check) {
+    let _ = writeln!(o, "\n[[{table}]]");
+    let _ = writeln!(o, "type = {}", quote(c.kind.name()));
+    let _ = writeln!(o, "interval = {}", seconds(c.interval_ms));
+    let _ = writeln!(o, "timeout = {}", seconds(c.timeout_ms));
+    let _ = writeln!(o, "fall = {}\nrise = {}", c.fall, c.rise);
+    if let Some(i) = c.initial {
+        let _ = writeln!(o, "initial = {}", quote(i.name()));
+    }
+    if let Some(a) = c.address {
+        let _ = writeln!(o, "address = {}", quote(&a.to_string()));
+    }
+    if let Some(p) = c.port {
+        let _ = writeln!(o, "port = {p}");
+    }
+    let http = |o: &mut String, p: &HttpProbe| {
+        let _ = writeln!(o, "path = {}", quote(&p.path));
+        if let Some(h) = &p.host {
+            let _ = writeln!(o, "host = {}", quote(h));
+        }
+        let codes: Vec<String> = p
+            .status
+            .iter()
+            .map(|&(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    quote(&format!("{a}-{b}"))
+                }
+            })
+            .collect();
+        let _ = writeln!(o, "status = [{}]", codes.join(", "));
+        if let Some(e) = &p.expect {
+            let _ = writeln!(o, "expect = {}", quote(e));
+        }
+        if let Some(r) = &p.regex {
+            let _ = writeln!(o, "regex = {}", quote(r));
+            if p.regex_no_match {
+                let _ = writeln!(o, "regex_no_match = true");
+            }
+        }
+        if let Some(d) = &p.digest {
+            let _ = writeln!(o, "digest = {}", quote(d));
+        }
+    };
+    match &c.kind {
+        CheckKind::Tcp => {}
+        CheckKind::Http(p) => http(o, p),
+        CheckKind::Https {
+            http: p,
+            sni,
+            verify,
+        } => {
+            http(o, p);
+            if let Some(s) = sni {
+                let _ = writeln!(o, "sni = {}", quote(s));
+            }
+            let _ = writeln!(o, "verify = {verify}");
+        }
+        CheckKind::Udp { payload, expect } => {
+            let _ = writeln!(o, "payload_hex = {}", quote(&hex(payload)));
+            if let Some(e) = expect {
+                let _ = writeln!(o, "expect_hex = {}", quote(&hex(e)));
+            }
+        }
+        CheckKind::Dns { name, query_type } => {
+            let _ = writeln!(
+                o,
+                "name = {}\nquery_type = {}",
+                quote(name),
+                quote(query_type)
+            );
+        }
+        CheckKind::Command {
+            argv,
+            dynamic_weight,
+        } => {
+            let _ = writeln!(o, "command = {}", strings(argv));
+            if *dynamic_weight {
+                let _ = writeln!(o, "dynamic_weight = true");
+            }
+        }
+    }
+}
+
 fn real_server(o: &mut String, r: &RealServer) {
-    let d = &r.dest;
     let _ = writeln!(o, "\n[[service.real_server]]");
+    dest_keys(o, r);
+    for c in &r.checks {
+        check(o, "service.real_server.check", c);
+    }
+}
+
+fn dest_keys(o: &mut String, r: &RealServer) {
+    let d = &r.dest;
     let _ = writeln!(o, "address = {}", quote(&format_endpoint(&d.addr, d.port)));
     let _ = writeln!(o, "method = {}", quote(method_name(d.fwd)));
     let _ = writeln!(o, "weight = {}", d.weight);

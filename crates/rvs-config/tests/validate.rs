@@ -109,24 +109,6 @@ fn unknown_keys_everywhere() {
 }
 
 #[test]
-fn check_keys_are_reserved_for_health_checks() {
-    one(
-        &svc("check = {}", "address = \"10.0.0.2:80\""),
-        3,
-        1,
-        "health checks (`check`) are not implemented yet",
-    );
-    one(
-        &svc("", "address = \"10.0.0.2:80\"\ncheck = { http = \"/\" }"),
-        6,
-        1,
-        "not implemented yet",
-    );
-    // At the top level it is just an unknown key.
-    one("check = 1\n", 1, 1, "unknown key `check`");
-}
-
-#[test]
 fn wrong_shapes() {
     one(
         "[service]\ntcp = \"10.0.0.1:80\"\n",
