@@ -151,6 +151,12 @@ pub struct Conn {
     pub(crate) dport: u16,
     pub(crate) proto: u8,
     pub(crate) state: u8,
+    /// The state last sent to sync backups (`old_state`).
+    pub(crate) old_state: u8,
+    /// When the sync master last sent this entry, as expiry time in
+    /// wrapping milliseconds with a retry count in the low 2 bits
+    /// (`sync_endtime`).
+    pub(crate) sync_endtime: u32,
     pub(crate) af: Af,
     pub(crate) daf: Af,
 }
@@ -180,6 +186,8 @@ impl Conn {
             dport: 0,
             proto: 0,
             state: 0,
+            old_state: 0,
+            sync_endtime: 0,
             af: Af::Inet,
             daf: Af::Inet,
         }

@@ -22,13 +22,15 @@
 //!    `expire_nodest_conn` on: [`ConnTable::expire_nodest_conn_flush`].
 //!
 //! A userspace proxy schedules the same way and reports socket life events
-//! with [`ConnTable::proxy_event`] and data with `process`.
+//! with [`ConnTable::proxy_event`] and data with `process`. A sync backup
+//! installs what its master sends with [`ConnTable::install_synced`].
 
 pub mod conn;
 pub mod pe;
 pub mod proxy;
 pub mod sched;
 pub mod sctp;
+pub mod sync;
 pub mod sysctl;
 pub mod table;
 pub mod tcp;
@@ -38,6 +40,7 @@ pub mod udp;
 pub use conn::{Conn, ConnEntry, ConnId, ConnInfo, Direction, Transport};
 pub use proxy::ProxyEvent;
 pub use sched::{Packet, Unscheduled, Verdict};
+pub use sync::{Installed, SyncMark, SyncRefused, SyncedConn};
 pub use sysctl::Sysctls;
 pub use table::{ConnTable, InVerdict, MemoryUse, NewConn};
 pub use timeouts::Timeouts;

@@ -498,6 +498,8 @@ impl ConnTable {
             c.fwmark = spec.fwmark;
             c.dest = dest_raw;
             c.state = 0;
+            c.old_state = 0;
+            c.sync_endtime = (now as u32) & !3;
             c.timeout = NEW_CONN_TIMEOUT as u32;
             c.in_pkts = 0;
             c.n_control = 0;
@@ -1005,10 +1007,21 @@ pub fn dest_conn_flags(d: &Dest) -> u32 {
 }
 
 /// `ip_vs_bind_dest`: counts a new entry in the real server (connections
-/// start inactive, templates count in `persistconns`) and sets OVERLOAD
+/// start inactive unless they come from the sync master, templates count
+/// in `persistconns`) and sets OVERLOAD
 /// once active + inactive reaches the upper threshold.
 pub(crate) fn bind_dest(d: &mut Dest, flags: u32) -> u32 {
-    let flags = flags | dest_conn_flags(d);
+    let mut conn_flags = dest_conn_flags(d);
+    let mut flags = flags;
+    if flags & CONN_F_SYNC != 0 {
+        // A synced connection keeps the master's activity bit and takes
+        // its forwarding method from the local real server.
+        if flags & CONN_F_TEMPLATE == 0 {
+            conn_flags &= !CONN_F_INACTIVE;
+        }
+        flags &= !(CONN_F_FWD_MASK | CONN_F_NOOUTPUT);
+    }
+    let flags = flags | conn_flags;
     if flags & CONN_F_TEMPLATE == 0 {
         if flags & CONN_F_INACTIVE == 0 {
             d.activeconns += 1;
