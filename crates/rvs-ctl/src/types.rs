@@ -146,6 +146,12 @@ pub enum Request {
     GetTimeouts,
     GetDaemons,
     GetConns,
+    /// The health checks of every real server and the quorum of every
+    /// service (`rvsctl status`); a [`Response::Health`].
+    GetHealth,
+    /// Re-read the configuration file and apply the difference, as SIGHUP
+    /// does (`rvsctl reload`); `Ok`, or `Refused` with every error.
+    Reload,
     /// Several writes applied in order and persisted once; the answer is a
     /// [`Response::Batch`] with one response per request. A failing request
     /// does not stop the later ones (ipvsadm -R semantics for kernel errors).
@@ -163,6 +169,7 @@ impl Request {
                 | Request::GetTimeouts
                 | Request::GetDaemons
                 | Request::GetConns
+                | Request::GetHealth
         )
     }
 }
@@ -184,5 +191,80 @@ pub enum Response {
     Timeouts(Timeouts),
     Daemons(Vec<DaemonConfig>),
     Conns(Vec<ConnEntry>),
+    Health(HealthReport),
     Batch(Vec<Response>),
+}
+
+/// Health checks as `rvsctl status` shows them. Times are Unix ms.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// Whether rvsd runs health checks at all (a configuration file with
+    /// checks or fallbacks).
+    pub enabled: bool,
+    /// Services with checks or a fallback, in configuration order.
+    pub services: Vec<ServiceHealthEntry>,
+    /// Checked real servers, in configuration order.
+    pub servers: Vec<ServerHealthEntry>,
+}
+
+/// A service's pool state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceHealthEntry {
+    pub service: ServiceKey,
+    /// `quiesce` or `remove`.
+    pub on_failure: String,
+    pub quorum: u32,
+    pub quorum_hysteresis: u32,
+    pub quorum_up: bool,
+    /// Sum of the weights of the live real servers.
+    pub live_weight: i64,
+    /// The fallback server, if configured, and whether it is in the table.
+    pub fallback: Option<(IpAddr, u16)>,
+    pub fallback_active: bool,
+}
+
+/// A checked real server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerHealthEntry {
+    pub service: ServiceKey,
+    pub addr: IpAddr,
+    pub port: u16,
+    /// `up` or `down`.
+    pub state: String,
+    /// When it entered that state.
+    pub since_ms: u64,
+    /// The weight in rvs.toml, and the one the checks ask for (keepalived
+    /// `misc_dynamic`), if any.
+    pub configured_weight: i32,
+    pub check_weight: Option<i32>,
+    pub checks: Vec<CheckEntry>,
+}
+
+/// One check of a real server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckEntry {
+    /// `tcp`, `http`, `https`, `udp`, `dns` or `command`.
+    pub kind: String,
+    /// What it does, e.g. `HTTP_GET 10.0.0.2:80/health`.
+    pub target: String,
+    /// `up` or `down`.
+    pub state: String,
+    /// Consecutive results against `state` (ldirectord's "soft failure n/N").
+    pub streak: u32,
+    pub fall: u32,
+    pub rise: u32,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    /// The last result: when, whether it passed, and why.
+    pub last: Option<CheckOutcome>,
+    /// How long the last run took.
+    pub duration_ms: Option<u64>,
+}
+
+/// The result of one check run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckOutcome {
+    pub at_ms: u64,
+    pub ok: bool,
+    pub reason: String,
 }

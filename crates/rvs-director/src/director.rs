@@ -281,6 +281,10 @@ impl Director {
             Request::GetTimeouts => Response::Timeouts(self.timeouts()),
             Request::GetDaemons => Response::Daemons(self.daemons.clone()),
             Request::GetConns => Response::Conns(self.conn_entries(now)),
+            // Health checks and the configuration file belong to the daemon,
+            // which answers these itself; a bare director has neither.
+            Request::GetHealth => Response::Health(Default::default()),
+            Request::Reload => Response::Refused("no configuration file to reload".into()),
             Request::Batch(_) => Response::BadRequest("nested batch".into()),
         }
     }
