@@ -4,7 +4,9 @@
 //! Prometheus text exposition of every service's and real server's
 //! `--stats` counters, `--rate` estimates, connection counts and weights,
 //! read at scrape time), and a JSON API under `/api/v1` that reads the table
-//! and the connection table and changes real servers' weights (set, drain).
+//! and the connection table and changes real servers' weights (set, drain),
+//! the live status page at `/` (one self-contained HTML file, `status.html`)
+//! and the rate history its charts draw ([`history`], `/api/v1/history`).
 //! It knows nothing of the daemon's internals: every read and write goes
 //! through the [`Control`] trait as an `rvs-ctl` [`Request`], so a change
 //! made here is validated, persisted and handed to the engine exactly like
@@ -12,6 +14,7 @@
 //! Writes need a bearer token; reads are open only when the listener is on
 //! loopback, unless the operator opened them ([`ApiOptions`]).
 
+pub mod history;
 mod metrics;
 pub mod view;
 
@@ -40,6 +43,12 @@ pub trait Control: Send + Sync + 'static {
     fn call(&self, req: Request) -> Response;
     /// The data path's name (`proxy`, `none`), for `rvs_engine_info`.
     fn engine(&self) -> String;
+    /// The rate history from sample `from` on ([`history::RateHistory::view`]),
+    /// or `None` if the daemon keeps none (`/api/v1/history` then answers 404).
+    fn history(&self, from: Option<u64>) -> Option<history::HistoryView> {
+        let _ = from;
+        None
+    }
 }
 
 /// Who may do what.
@@ -78,7 +87,10 @@ pub fn router(ctl: Arc<dyn Control>, opts: ApiOptions) -> Router {
     const FWM: &str = "/api/v1/services/fwmark/{mark}";
     const RS: &str = "/real-servers/{raddr}/{rport}";
     Router::new()
+        .route("/", get(status_page))
+        .route("/status", get(status_page))
         .route("/metrics", get(metrics))
+        .route("/api/v1/history", get(history))
         .route("/api/v1/services", get(services))
         .route(SVC, get(service))
         .route(FWM, get(service))
@@ -353,6 +365,61 @@ async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
         body,
     )
         .into_response())
+}
+
+/// The status page: one self-contained HTML file (inline CSS and script,
+/// no external resources) that reads `/api/v1/services` and
+/// `/api/v1/history` every two seconds. It holds no data itself, so it is
+/// served to anyone; its reads follow the read rules like any client's.
+pub const STATUS_PAGE: &str = include_str!("status.html");
+
+async fn status_page() -> HttpResponse {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; script-src 'unsafe-inline'; \
+                     style-src 'unsafe-inline'; connect-src 'self'; img-src data:; \
+                     frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+                ),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        STATUS_PAGE,
+    )
+        .into_response()
+}
+
+async fn history(State(st): State<AppState>, headers: HeaderMap, q: QueryMap) -> ApiResult {
+    st.authorize(&headers, Access::Read)?;
+    let Query(q) = accept!(q);
+    let from = match q.get("from") {
+        None => None,
+        Some(v) => Some(
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad(format!("invalid from `{v}'")))?,
+        ),
+    };
+    let ctl = st.ctl.clone();
+    match tokio::task::spawn_blocking(move || ctl.history(from))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    {
+        Some(h) => Ok(Json(h).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "this daemon keeps no rate history",
+        )),
+    }
 }
 
 async fn services(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {

@@ -2,8 +2,12 @@
 //! stops rvsd before it serves anything, and runs the `rvs-api` router on
 //! its own thread with a current-thread tokio runtime. Every request goes
 //! through [`crate::server::handle`], the same path as the control socket.
+//! It also owns the rate history the status page draws, which the ticker
+//! fills after each estimator tick ([`record_rates`]).
 
 use crate::server::{handle, EngineKind, Shared};
+use rvs_api::history::{HistoryConfig, HistoryView, RateHistory};
+use rvs_core::table::ServiceTable;
 use rvs_core::Time;
 use rvs_ctl::{Request, Response};
 use std::net::{SocketAddr, TcpListener};
@@ -16,6 +20,23 @@ struct DaemonControl {
     shared: Arc<Mutex<Shared>>,
     epoch: Instant,
     engine: EngineKind,
+    history: History,
+}
+
+/// The rate history, shared by the ticker (writer) and the API (reader).
+pub type History = Arc<Mutex<RateHistory>>;
+
+/// Records the table's current rates into `h` with the wall-clock time.
+/// Called by the ticker with the director locked, right after the
+/// estimators ticked; the work is bounded by the history's series cap.
+pub fn record_rates(h: &History, table: &ServiceTable) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    h.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .record_table(now, table);
 }
 
 impl rvs_api::Control for DaemonControl {
@@ -30,12 +51,18 @@ impl rvs_api::Control for DaemonControl {
         }
         .into()
     }
+
+    fn history(&self, from: Option<u64>) -> Option<HistoryView> {
+        let h = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        Some(h.view(from))
+    }
 }
 
 /// A bound listener and who may use it.
 pub struct Http {
     listener: TcpListener,
     opts: rvs_api::ApiOptions,
+    history: History,
 }
 
 /// Reads the token (the file's content without surrounding whitespace).
@@ -72,10 +99,19 @@ pub fn bind(
     }
     let listener =
         TcpListener::bind(addr).map_err(|e| format!("cannot bind --http {addr}: {e}"))?;
-    Ok(Some(Http { listener, opts }))
+    Ok(Some(Http {
+        listener,
+        opts,
+        history: Arc::new(Mutex::new(RateHistory::new(HistoryConfig::default()))),
+    }))
 }
 
 impl Http {
+    /// The rate history the ticker should fill.
+    pub fn history(&self) -> History {
+        self.history.clone()
+    }
+
     /// Serves the API on its own thread.
     pub fn start(
         self,
@@ -92,6 +128,7 @@ impl Http {
                 shared,
                 epoch,
                 engine,
+                history: self.history.clone(),
             }),
             self.opts.clone(),
         );

@@ -249,7 +249,7 @@ pub fn run(args: Args) -> Result<(), String> {
     }));
     lock(&shared).sync_engine();
     tracing::info!(socket = %args.socket.display(), "listening");
-    spawn_ticker(director, epoch);
+    spawn_ticker(director, epoch, http.as_ref().map(|h| h.history()));
     spawn_signal_handler(args.socket.clone(), shared.clone(), epoch)?;
     if let Some(h) = http {
         h.start(shared.clone(), epoch, engine_kind)?;
@@ -408,7 +408,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn spawn_ticker(director: SharedDirector, epoch: Instant) {
+fn spawn_ticker(director: SharedDirector, epoch: Instant, history: Option<crate::http::History>) {
     std::thread::Builder::new()
         .name("rvsd-ticker".into())
         .spawn(move || {
@@ -422,6 +422,9 @@ fn spawn_ticker(director: SharedDirector, epoch: Instant) {
                 next += period;
                 let mut d = lock(&director);
                 d.tick_estimators();
+                if let Some(h) = &history {
+                    crate::http::record_rates(h, d.table());
+                }
                 d.tick(epoch.elapsed().as_millis() as Time);
             }
         })
