@@ -16,6 +16,10 @@ use std::net::IpAddr;
 /// no protocol timeout (templates from version 0 messages): 3 minutes.
 pub const SYNC_DEFAULT_TIMEOUT: Time = 3 * 60 * SEC;
 
+/// [`SyncMark::old_state`] of an entry the master has never sent (no
+/// protocol has this many states).
+pub const NEVER_SENT: u8 = u8::MAX;
+
 /// One connection as a sync master described it (a decoded record; the
 /// arguments of `ip_vs_proc_conn`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +83,7 @@ pub enum Installed {
 /// `sync_endtime` of `struct ip_vs_conn`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SyncMark {
-    /// The state last sent.
+    /// The state last sent, or [`NEVER_SENT`].
     pub old_state: u8,
     /// Wrapping milliseconds: the expiry time as of the last send, with a
     /// retry count in the low 2 bits. A new entry starts at its creation

@@ -498,7 +498,7 @@ impl ConnTable {
             c.fwmark = spec.fwmark;
             c.dest = dest_raw;
             c.state = 0;
-            c.old_state = 0;
+            c.old_state = crate::sync::NEVER_SENT;
             c.sync_endtime = (now as u32) & !3;
             c.timeout = NEW_CONN_TIMEOUT as u32;
             c.in_pkts = 0;
