@@ -4,7 +4,8 @@
 //! `ipvsadm -S` rule file and `rvs.toml` (`config from-rules`, `config
 //! to-rules`), and `demo-servers`, tiny real servers for the demo and for
 //! trying rvs out (each answers TCP with an HTTP response naming itself, and
-//! UDP datagrams with its name).
+//! UDP datagrams with its name). `import ldirectord|keepalived FILE`
+//! converts another balancer's configuration to rvs.toml (`rvsctl::import`).
 
 mod demo;
 
@@ -24,6 +25,9 @@ enum Cmd {
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Converts another balancer's configuration to rvs.toml on stdout.
+    #[command(subcommand)]
+    Import(ImportCmd),
     /// Runs demo real servers on the given addresses until interrupted.
     DemoServers {
         /// Addresses to serve on (TCP and UDP), e.g. 127.0.0.1:9001.
@@ -40,6 +44,45 @@ enum ConfigCmd {
     FromRules { file: PathBuf },
     /// Converts an rvs.toml to the rule lines `ipvsadm -S -n` would print.
     ToRules { file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportCmd {
+    /// An ldirectord.cf: its virtual blocks, checks, quiescent and fallback.
+    Ldirectord { file: PathBuf },
+    /// A keepalived.conf (with its includes): virtual_server blocks and checkers.
+    Keepalived { file: PathBuf },
+}
+
+/// Prints the importer's notes and warnings, then its errors or the file.
+fn import(format: rvsctl::import::Format, file: &std::path::Path) -> Result<(), String> {
+    let out = rvsctl::import::import_file(format, file);
+    for n in &out.diags.notes {
+        eprintln!("{}: note: {}: {}", n.origin, n.directive, n.message);
+    }
+    for w in &out.diags.warnings {
+        eprintln!("{}: warning: {}: {}", w.origin, w.directive, w.message);
+    }
+    match out.toml {
+        Some(t) if out.diags.errors.is_empty() => {
+            print!("{t}");
+            Ok(())
+        }
+        _ => {
+            let errs: Vec<String> = out
+                .diags
+                .errors
+                .iter()
+                .map(|e| format!("{}: error: {}: {}", e.origin, e.directive, e.message))
+                .collect();
+            Err(format!(
+                "{}\n{}: {} error(s); nothing written",
+                errs.join("\n"),
+                file.display(),
+                errs.len()
+            ))
+        }
+    }
 }
 
 fn read(file: &std::path::Path) -> Result<String, String> {
@@ -77,6 +120,12 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Config(ConfigCmd::ToRules { file }) => {
             print!("{}", rvs_config::to_rules(&load(&file)?));
             Ok(())
+        }
+        Cmd::Import(ImportCmd::Ldirectord { file }) => {
+            import(rvsctl::import::Format::Ldirectord, &file)
+        }
+        Cmd::Import(ImportCmd::Keepalived { file }) => {
+            import(rvsctl::import::Format::Keepalived, &file)
         }
         Cmd::DemoServers { addrs } => demo::serve(&addrs),
     }
