@@ -254,13 +254,14 @@ impl Config {
     }
 
     /// The PROXY protocol header each real server gets (after overrides),
-    /// for every service.
+    /// for every service; fallback servers included.
     pub fn proxy_protocols(&self) -> Vec<(ServiceKey, IpAddr, u16, ProxyProtocol)> {
         self.services
             .iter()
             .flat_map(|s| {
                 s.real_servers
                     .iter()
+                    .chain(s.health.fallback.as_ref())
                     .map(move |r| (s.key, r.dest.addr, r.dest.port, s.proxy_protocol_for(r)))
             })
             .collect()

@@ -451,7 +451,8 @@ impl Monitor {
         self.health(&ServerId::of(s, rs)) != Some(Health::Down)
     }
 
-    fn live_weight(&self, s: &Service) -> i64 {
+    /// The sum of the weights of the live real servers of `s`.
+    pub fn live_weight(&self, s: &Service) -> i64 {
         s.real_servers
             .iter()
             .filter(|rs| self.is_up(s, rs))

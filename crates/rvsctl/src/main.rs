@@ -6,8 +6,11 @@
 //! trying rvs out (each answers TCP with an HTTP response naming itself, and
 //! UDP datagrams with its name). `import ldirectord|keepalived FILE`
 //! converts another balancer's configuration to rvs.toml (`rvsctl::import`).
+//! `status [--json]` shows rvsd's health checks and `reload` makes rvsd
+//! re-read its configuration file, over the control socket.
 
 mod demo;
+mod status;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -28,6 +31,23 @@ enum Cmd {
     /// Converts another balancer's configuration to rvs.toml on stdout.
     #[command(subcommand)]
     Import(ImportCmd),
+    /// Shows every checked real server: up or down, since when, each
+    /// check's last result; and each service's quorum and fallback.
+    Status {
+        /// Machine-readable output (the control protocol's HealthReport).
+        #[arg(long)]
+        json: bool,
+        /// rvsd's control socket (default: $RVS_SOCKET or /run/rvs/rvsd.sock).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Makes rvsd re-read its configuration file, as SIGHUP does; prints
+    /// every error and changes nothing if the file has any.
+    Reload {
+        /// rvsd's control socket (default: $RVS_SOCKET or /run/rvs/rvsd.sock).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
     /// Runs demo real servers on the given addresses until interrupted.
     DemoServers {
         /// Addresses to serve on (TCP and UDP), e.g. 127.0.0.1:9001.
@@ -127,6 +147,10 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Import(ImportCmd::Keepalived { file }) => {
             import(rvsctl::import::Format::Keepalived, &file)
         }
+        Cmd::Status { json, socket } => {
+            status::status(&socket.unwrap_or_else(rvs_ctl::socket_path), json)
+        }
+        Cmd::Reload { socket } => status::reload(&socket.unwrap_or_else(rvs_ctl::socket_path)),
         Cmd::DemoServers { addrs } => demo::serve(&addrs),
     }
 }

@@ -42,6 +42,11 @@ pub(crate) struct Shared {
     config_path: Option<PathBuf>,
     /// The configuration last loaded, for reload diffs.
     config: Option<rvs_config::Config>,
+    /// Health checks of the configuration's real servers (with `--config`).
+    health: Option<crate::health::SharedHealth>,
+    health_driver: Option<rvs_health::Driver>,
+    /// The daemon's clock (ms since start) in Unix time, for reports.
+    clock: crate::health::Clock,
 }
 
 fn options(extra: &[String], sysctls: rvs_conn::Sysctls) -> DirectorOptions {
@@ -169,13 +174,18 @@ pub fn run(args: Args) -> Result<(), String> {
         )
     })?;
     let saved = state.load()?.unwrap_or_default();
+    // The daemon's clock (ms since `epoch`) is shared by the director, the
+    // engine and the health checks.
+    let epoch = Instant::now();
+    let health = config.as_ref().map(crate::health::state);
     let director = match &config {
-        // The configuration file is the truth at start; what rvsadm changes
-        // at run time is persisted and kept across reloads of unchanged parts.
-        Some(c) => {
+        // The configuration file is the truth at start, as its health
+        // checks' initial states shape it; what rvsadm changes at run time
+        // is persisted and kept across reloads of unchanged parts.
+        Some(_) => {
             let mut d = Director::new(options(&extra, sysctls));
-            let errors: Vec<String> = c
-                .requests()
+            let requests = health.as_ref().map(|h| lock(h).sync()).unwrap_or_default();
+            let errors: Vec<String> = requests
                 .iter()
                 .filter_map(|r| match d.apply(r, 0) {
                     Response::Ok => None,
@@ -216,7 +226,6 @@ pub fn run(args: Args) -> Result<(), String> {
     )?;
     let listener = bind_socket(&args.socket)?;
     let director: SharedDirector = Arc::new(Mutex::new(director));
-    let epoch = Instant::now();
     let engine = match engine_kind {
         EngineKind::None => None,
         EngineKind::Proxy => {
@@ -246,8 +255,15 @@ pub fn run(args: Args) -> Result<(), String> {
         reported: HashSet::new(),
         config_path: args.config.clone(),
         config,
+        health: health.clone(),
+        health_driver: None,
+        clock: crate::health::Clock::new(epoch),
     }));
     lock(&shared).sync_engine();
+    if let Some(h) = health {
+        let driver = crate::health::start(h, shared.clone(), epoch)?;
+        lock(&shared).health_driver = Some(driver);
+    }
     tracing::info!(socket = %args.socket.display(), "listening");
     spawn_ticker(director, epoch, http.as_ref().map(|h| h.history()));
     spawn_signal_handler(args.socket.clone(), shared.clone(), epoch)?;
@@ -323,52 +339,90 @@ impl Shared {
         }
     }
 
-    /// SIGHUP: re-reads the configuration file and applies the difference
-    /// to the running table, so unchanged services and real servers keep
-    /// their connections and counters. A file with errors changes nothing.
-    fn reload(&mut self, now: Time) {
-        let (Some(path), Some(old)) = (self.config_path.clone(), self.config.clone()) else {
-            tracing::info!("SIGHUP without --config: nothing to reload");
-            return;
-        };
-        let new = match crate::config::load(&path) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!("reload refused, nothing changed:\n{e}");
-                return;
-            }
-        };
-        let changes = rvs_config::engine_changes(&old, &new);
-        if changes.iter().any(|c| c.needs_restart()) {
-            tracing::error!(
-                "reload refused: the engine changed ({changes:?}); restart rvsd for that"
-            );
-            return;
-        }
-        if let Some(e) = &self.engine {
-            let o = crate::config::proxy_options(&new);
-            if let Err(m) = e.check_options(&o) {
-                tracing::error!("reload refused: {m}");
-                return;
-            }
-            e.set_options(o);
-        }
-        let reqs = rvs_config::diff(&old, &new);
+    /// Applies table requests that follow a change of health, as if
+    /// rvsadm had sent them; persists and lets the engine follow.
+    pub(crate) fn apply_health(&mut self, reqs: &[Request], now: Time) {
         {
             let mut d = lock(&self.director);
-            d.set_sysctls(new.sysctls());
-            for r in &reqs {
+            for r in reqs {
                 match d.apply(r, now) {
                     Response::Ok => {}
-                    other => tracing::warn!("reload: {r:?}: {other:?}"),
+                    other => tracing::warn!("health: {r:?}: {other:?}"),
                 }
             }
         }
         self.persist();
-        self.config = Some(new);
         self.sync_engine();
-        tracing::info!(path = %path.display(), changes = reqs.len(), "configuration reloaded");
     }
+}
+
+/// SIGHUP and `rvsctl reload`: re-reads the configuration file and applies
+/// the difference to the running table, so unchanged services and real
+/// servers keep their connections, counters and health-check state. A file
+/// with errors changes nothing. Returns what was done, or why nothing was.
+pub(crate) fn reload(shared: &Mutex<Shared>, now: Time) -> Result<String, String> {
+    let (path, health) = {
+        let s = lock(shared);
+        (s.config_path.clone(), s.health.clone())
+    };
+    let Some(path) = path else {
+        return Err("rvsd runs without --config: nothing to reload".into());
+    };
+    let new =
+        crate::config::load(&path).map_err(|e| format!("reload refused, nothing changed:\n{e}"))?;
+    // Lock order: health, then the control state.
+    let mut h = health.as_ref().map(|h| lock(h));
+    let mut guard = lock(shared);
+    let s = &mut *guard;
+    let Some(old) = s.config.clone() else {
+        return Err("rvsd runs without --config: nothing to reload".into());
+    };
+    let changes = rvs_config::engine_changes(&old, &new);
+    if changes.iter().any(|c| c.needs_restart()) {
+        return Err(format!(
+            "reload refused: the engine changed ({changes:?}); restart rvsd for that"
+        ));
+    }
+    if let Some(e) = &s.engine {
+        let o = crate::config::proxy_options(&new);
+        e.check_options(&o)
+            .map_err(|m| format!("reload refused: {m}"))?;
+        e.set_options(o);
+    }
+    let (summary, reqs) = match h.as_mut() {
+        Some(h) => {
+            let (summary, reqs) = h.reload(new.clone(), now);
+            (Some(summary), reqs)
+        }
+        None => (None, rvs_config::diff(&old, &new)),
+    };
+    {
+        let mut d = lock(&s.director);
+        d.set_sysctls(new.sysctls());
+        for r in &reqs {
+            match d.apply(r, now) {
+                Response::Ok => {}
+                other => tracing::warn!("reload: {r:?}: {other:?}"),
+            }
+        }
+    }
+    s.persist();
+    s.config = Some(new);
+    s.sync_engine();
+    if let Some(d) = &s.health_driver {
+        d.wake();
+    }
+    let checks = summary.map_or(String::new(), |x| {
+        format!(
+            ", checks kept {} new {} dropped {}",
+            x.kept, x.fresh, x.dropped
+        )
+    });
+    Ok(format!(
+        "{}: reloaded, {} table changes{checks}",
+        path.display(),
+        reqs.len()
+    ))
 }
 
 /// Binds the control socket with mode 0600. Refuses to steal the socket of
@@ -444,7 +498,10 @@ fn spawn_signal_handler(
         .spawn(move || {
             for sig in signals.forever() {
                 if sig == SIGHUP {
-                    lock(&shared).reload(epoch.elapsed().as_millis() as Time);
+                    match reload(&shared, epoch.elapsed().as_millis() as Time) {
+                        Ok(m) => tracing::info!("{m}"),
+                        Err(m) => tracing::error!("{m}"),
+                    }
                     continue;
                 }
                 tracing::info!(signal = sig, "shutting down");
@@ -495,6 +552,31 @@ fn serve_client(stream: UnixStream, shared: &Mutex<Shared>, epoch: Instant) {
 /// Applies a request under the lock, persists what it changed, and lets
 /// the engine follow the table.
 pub(crate) fn handle(shared: &Mutex<Shared>, req: &Request, now: Time) -> Response {
+    match req {
+        Request::Reload => {
+            return match reload(shared, now) {
+                Ok(m) => {
+                    tracing::info!("{m}");
+                    Response::Ok
+                }
+                Err(m) => {
+                    tracing::error!("{m}");
+                    Response::Refused(m)
+                }
+            }
+        }
+        Request::GetHealth => {
+            let (health, clock) = {
+                let s = lock(shared);
+                (s.health.clone(), s.clock)
+            };
+            let report = health
+                .map(|h| crate::health::report(&lock(&h), &clock))
+                .unwrap_or_default();
+            return Response::Health(report);
+        }
+        _ => {}
+    }
     let mut guard = lock(shared);
     *lock(&BROADCASTS) = None;
     let s = &mut *guard;
