@@ -154,6 +154,7 @@ pub fn import_text(
                 ),
             }
         }
+        diags.sort();
         return Outcome { toml: None, diags };
     }
     Outcome {
