@@ -91,6 +91,7 @@ pub fn router(ctl: Arc<dyn Control>, opts: ApiOptions) -> Router {
         .route("/status", get(status_page))
         .route("/metrics", get(metrics))
         .route("/api/v1/history", get(history))
+        .route("/api/v1/health", get(health))
         .route("/api/v1/services", get(services))
         .route(SVC, get(service))
         .route(FWM, get(service))
@@ -356,7 +357,10 @@ async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
     let engine = tokio::task::spawn_blocking(move || ctl.engine())
         .await
         .unwrap_or_default();
-    let body = metrics::render(&engine, services.as_deref());
+    let mut body = metrics::render(&engine, services.as_deref());
+    if let Ok(h) = health_report(&st).await {
+        metrics::render_health(&mut body, &h);
+    }
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -422,14 +426,35 @@ async fn history(State(st): State<AppState>, headers: HeaderMap, q: QueryMap) ->
     }
 }
 
+/// The health report, or an empty one if the daemon has none.
+async fn health_report(st: &AppState) -> Result<rvs_ctl::HealthReport, ApiError> {
+    Ok(match st.call(Request::GetHealth).await? {
+        Response::Health(h) => h,
+        _ => rvs_ctl::HealthReport::default(),
+    })
+}
+
+/// A service's view with its real servers' health.
+fn service_view(s: &ServiceEntry, health: &rvs_ctl::HealthReport) -> ServiceView {
+    let mut v = ServiceView::from(s);
+    view::attach_health(&mut v, &s.key, health);
+    v
+}
+
 async fn services(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
     st.authorize(&headers, Access::Read)?;
     match st.call(Request::GetServices).await? {
         Response::Services(s) => {
-            Ok(Json(s.iter().map(ServiceView::from).collect::<Vec<_>>()).into_response())
+            let h = health_report(&st).await?;
+            Ok(Json(s.iter().map(|s| service_view(s, &h)).collect::<Vec<_>>()).into_response())
         }
         other => Err(failure(other, Op::Other)),
     }
+}
+
+async fn health(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
+    st.authorize(&headers, Access::Read)?;
+    Ok(Json(health_report(&st).await?).into_response())
 }
 
 async fn service(
@@ -441,7 +466,9 @@ async fn service(
     st.authorize(&headers, Access::Read)?;
     let (Path(p), Query(q)) = (accept!(p), accept!(q));
     let key = service_key(&p, &q)?;
-    Ok(Json(ServiceView::from(&st.service(key).await?)).into_response())
+    let s = st.service(key).await?;
+    let h = health_report(&st).await?;
+    Ok(Json(service_view(&s, &h)).into_response())
 }
 
 fn find_dest(s: &ServiceEntry, addr: IpAddr, port: u16) -> Result<&rvs_ctl::DestEntry, ApiError> {

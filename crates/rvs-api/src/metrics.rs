@@ -269,6 +269,89 @@ pub fn render(engine: &str, services: Option<&[ServiceEntry]>) -> String {
     out
 }
 
+/// The health-check families: each checked real server's state, each
+/// check's state and last duration, each service's quorum and fallback.
+/// Appended to [`render`]'s exposition; nothing when no checks run.
+pub fn render_health(out: &mut String, h: &rvs_ctl::HealthReport) {
+    if !h.enabled {
+        return;
+    }
+    let mut server_up = Family::new(
+        "rvs_real_server_healthy",
+        "gauge",
+        "1 if every health check of the real server passes (it is in the pool), 0 if it is down.",
+    );
+    let mut check_up = Family::new(
+        "rvs_check_up",
+        "gauge",
+        "1 if the check is up (after rise/fall), 0 if down.",
+    );
+    let mut streak = Family::new(
+        "rvs_check_streak",
+        "gauge",
+        "Consecutive results against the check's state (soft failures while up).",
+    );
+    let mut durations = Vec::new();
+    for e in &h.servers {
+        let owned = service_labels(&e.service);
+        let mut l: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let name = addr_port(&e.addr, e.port);
+        let (addr, port) = (e.addr.to_string(), e.port.to_string());
+        l.push(("real_server", &name));
+        l.push(("real_address", &addr));
+        l.push(("real_port", &port));
+        server_up.push(&l, (e.state == "up") as u64);
+        for (i, c) in e.checks.iter().enumerate() {
+            let idx = (i + 1).to_string();
+            let mut cl = l.clone();
+            cl.push(("check", &idx));
+            cl.push(("type", &c.kind));
+            check_up.push(&cl, (c.state == "up") as u64);
+            streak.push(&cl, c.streak as u64);
+            if let Some(d) = c.duration_ms {
+                durations.push((format_labels(&cl), d));
+            }
+        }
+    }
+    server_up.write(out);
+    check_up.write(out);
+    streak.write(out);
+    out.push_str("# HELP rvs_check_duration_seconds How long the check's last run took.\n");
+    out.push_str("# TYPE rvs_check_duration_seconds gauge\n");
+    for (labels, ms) in durations {
+        out.push_str(&format!(
+            "rvs_check_duration_seconds{labels} {}.{:03}\n",
+            ms / 1000,
+            ms % 1000
+        ));
+    }
+    let mut quorum = Family::new(
+        "rvs_service_quorum_up",
+        "gauge",
+        "1 if the live weight of the service's real servers meets its quorum.",
+    );
+    let mut live = Family::new(
+        "rvs_service_live_weight",
+        "gauge",
+        "Sum of the weights of the service's live real servers.",
+    );
+    let mut fallback = Family::new(
+        "rvs_service_fallback_active",
+        "gauge",
+        "1 while the service's fallback (sorry) server is in the table.",
+    );
+    for s in &h.services {
+        let owned = service_labels(&s.service);
+        let l: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        quorum.push(&l, s.quorum_up as u64);
+        live.push(&l, s.live_weight.max(0) as u64);
+        fallback.push(&l, s.fallback_active as u64);
+    }
+    quorum.write(out);
+    live.write(out);
+    fallback.write(out);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,5 +372,79 @@ mod tests {
         assert!(m.contains("rvs_engine_info{engine=\"proxy\"} 1\n"), "{m}");
         assert!(m.contains("rvs_services 0\n"), "{m}");
         assert!(render("none", None).contains("rvs_up 0\n"));
+    }
+
+    #[test]
+    fn health_families_say_who_is_down_and_why() {
+        use rvs_ctl::*;
+        let key = ServiceKey::Addr {
+            proto: rvs_core::Protocol::Tcp,
+            addr: "10.0.0.1".parse().unwrap(),
+            port: 80,
+        };
+        let check = |state: &str, d| CheckEntry {
+            kind: "http".into(),
+            target: "http 10.0.0.2:80/".into(),
+            state: state.into(),
+            streak: 1,
+            fall: 3,
+            rise: 2,
+            interval_ms: 1000,
+            timeout_ms: 500,
+            last: None,
+            duration_ms: d,
+        };
+        let h = HealthReport {
+            enabled: true,
+            services: vec![ServiceHealthEntry {
+                service: key,
+                on_failure: "quiesce".into(),
+                quorum: 1,
+                quorum_hysteresis: 0,
+                quorum_up: true,
+                live_weight: 3,
+                fallback: None,
+                fallback_active: false,
+            }],
+            servers: vec![ServerHealthEntry {
+                service: key,
+                addr: "10.0.0.2".parse().unwrap(),
+                port: 80,
+                state: "down".into(),
+                since_ms: 0,
+                configured_weight: 3,
+                check_weight: None,
+                checks: vec![check("down", Some(1234)), check("up", None)],
+            }],
+        };
+        let mut out = String::new();
+        render_health(&mut out, &h);
+        let rs = r#"service="TCP 10.0.0.1:80",protocol="TCP",address="10.0.0.1",port="80",real_server="10.0.0.2:80",real_address="10.0.0.2",real_port="80""#;
+        assert!(
+            out.contains(&format!("rvs_real_server_healthy{{{rs}}} 0\n")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "rvs_check_up{{{rs},check=\"1\",type=\"http\"}} 0\n"
+            )),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "rvs_check_up{{{rs},check=\"2\",type=\"http\"}} 1\n"
+            )),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "rvs_check_duration_seconds{{{rs},check=\"1\",type=\"http\"}} 1.234\n"
+            )),
+            "{out}"
+        );
+        assert!(out.contains("rvs_service_quorum_up{service=\"TCP 10.0.0.1:80\",protocol=\"TCP\",address=\"10.0.0.1\",port=\"80\"} 1\n"), "{out}");
+        let mut none = String::new();
+        render_health(&mut none, &HealthReport::default());
+        assert_eq!(none, "");
     }
 }

@@ -93,6 +93,82 @@ pub struct RealServerView {
     pub persistent_connections: u32,
     pub stats: StatsView,
     pub rates: RatesView,
+    /// Its health checks; `null` when it has none.
+    pub health: Option<HealthView>,
+    /// Whether it is the service's fallback (sorry) server, in the table
+    /// because the service lost quorum.
+    pub fallback: bool,
+}
+
+/// A real server's health checks, as `rvsctl status` shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthView {
+    /// `up` or `down`.
+    pub state: String,
+    /// Since when, Unix seconds.
+    pub since: u64,
+    /// The reason of the last result of the first check that disagrees
+    /// with the state, else of the first check (`passed`, `status 503`,
+    /// `connection refused`...).
+    pub last: Option<String>,
+    pub checks: Vec<CheckView>,
+}
+
+/// One check of a real server.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckView {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub target: String,
+    pub state: String,
+    /// The last result: whether it passed, why, and when (Unix ms).
+    pub last_ok: Option<bool>,
+    pub last_reason: Option<String>,
+    pub last_at_ms: Option<u64>,
+    pub duration_ms: Option<u64>,
+}
+
+impl From<&rvs_ctl::ServerHealthEntry> for HealthView {
+    fn from(e: &rvs_ctl::ServerHealthEntry) -> Self {
+        let telling = e
+            .checks
+            .iter()
+            .find(|c| c.last.as_ref().is_some_and(|l| l.ok != (e.state == "up")))
+            .or(e.checks.first());
+        HealthView {
+            state: e.state.clone(),
+            since: e.since_ms / 1000,
+            last: telling.and_then(|c| c.last.as_ref().map(|l| l.reason.clone())),
+            checks: e
+                .checks
+                .iter()
+                .map(|c| CheckView {
+                    kind: c.kind.clone(),
+                    target: c.target.clone(),
+                    state: c.state.clone(),
+                    last_ok: c.last.as_ref().map(|l| l.ok),
+                    last_reason: c.last.as_ref().map(|l| l.reason.clone()),
+                    last_at_ms: c.last.as_ref().map(|l| l.at_ms),
+                    duration_ms: c.duration_ms,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Puts each checked real server's health, and the fallback flag, into the
+/// views of `service`.
+pub fn attach_health(view: &mut ServiceView, key: &ServiceKey, report: &rvs_ctl::HealthReport) {
+    for rs in view.real_servers.iter_mut() {
+        rs.health = report
+            .servers
+            .iter()
+            .find(|e| e.service == *key && e.addr == rs.address && e.port == rs.port)
+            .map(HealthView::from);
+        rs.fallback = report.services.iter().any(|s| {
+            s.service == *key && s.fallback_active && s.fallback == Some((rs.address, rs.port))
+        });
+    }
 }
 
 impl From<&DestEntry> for RealServerView {
@@ -112,6 +188,8 @@ impl From<&DestEntry> for RealServerView {
             persistent_connections: d.persistconns,
             stats: (&d.stats).into(),
             rates: (&d.rates).into(),
+            health: None,
+            fallback: false,
         }
     }
 }

@@ -166,6 +166,17 @@ fn start(dir: &Path, config: &Path) -> Rvsd {
     Rvsd::start(dir, &["--config", config.to_str().unwrap()])
 }
 
+/// `GET path` on rvsd's HTTP API; the body.
+fn http_get(port: u16, path: &str) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(c, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
 /// interval 0.2 s, timeout 0.1 s, fall 2, rise 2.
 const INTERVAL: Duration = Duration::from_millis(200);
 const TIMEOUT: Duration = Duration::from_millis(100);
@@ -211,7 +222,12 @@ fn a_failing_http_server_leaves_the_pool_and_rejoins_it() {
     let mut a = HttpServer::start("a", pa);
     let b = HttpServer::start("b", pb);
     let cfg = write_config(dir.path(), &http_config(vport, pa, pb, ""));
-    let d = start(dir.path(), &cfg);
+    let api = free_port();
+    let api_addr = format!("127.0.0.1:{api}");
+    let d = Rvsd::start(
+        dir.path(),
+        &["--config", cfg.to_str().unwrap(), "--http", &api_addr],
+    );
 
     // Both up: every check has run and passed.
     wait_until(Duration::from_secs(5), "first check results", || {
@@ -239,6 +255,25 @@ fn a_failing_http_server_leaves_the_pool_and_rejoins_it() {
     assert!(!last.ok);
     assert_eq!(last.reason, "connection refused");
     assert_eq!(listed_weight(&d, pb), Some(2), "b untouched");
+
+    // The API and the metrics say so too.
+    let m = http_get(api, "/metrics");
+    let a_label = format!("real_server=\"127.0.0.1:{pa}\"");
+    let line = m
+        .lines()
+        .find(|l| l.starts_with("rvs_real_server_healthy{") && l.contains(&a_label))
+        .unwrap_or_else(|| panic!("{m}"));
+    assert!(line.ends_with(" 0"), "{line}");
+    let v: serde_json::Value = serde_json::from_str(&http_get(api, "/api/v1/services")).unwrap();
+    let rs = v[0]["real_servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["port"] == pa)
+        .unwrap();
+    assert_eq!(rs["health"]["state"], "down", "{rs}");
+    assert_eq!(rs["health"]["last"], "connection refused", "{rs}");
+    assert_eq!(rs["weight"], 0);
 
     // No traffic reaches a while it is down.
     let before = a.hits.load(Ordering::SeqCst);
