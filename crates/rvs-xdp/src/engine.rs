@@ -1,0 +1,1054 @@
+//! The control side of the xdp engine: mirroring the director's table into
+//! the BPF maps ([`Engine::sync`]), scheduling the first packets the
+//! program hands to userspace, and the tick that mirrors the BPF
+//! connection entries and counters back into the director (so `rvsadm -L
+//! -c`, `--stats` and `--rate` show them) and expires idle entries with
+//! the table's timeouts.
+
+use crate::datapath::{AttachMode, Datapath, Error};
+use crate::maps::{self, ConnKey, ConnVal, DestStats, DestVal, Event, Svc};
+use crate::packet;
+use libbpf_rs::{MapCore, MapFlags};
+use rvs_conn::conn::{
+    CONN_F_DROUTE, CONN_F_INACTIVE, CONN_F_MASQ, CONN_F_NOOUTPUT, CONN_F_ONE_PACKET, CONN_F_TUNNEL,
+};
+use rvs_conn::sync::{Installed, SyncedConn};
+use rvs_conn::{sched, ConnId, InVerdict, Transport};
+use rvs_core::sched::PacketInfo;
+use rvs_core::table::ServiceTable;
+use rvs_core::{DestId, DestStore, FwdMethod, Protocol, Service, ServiceKey, Time, TunType};
+use rvs_ctl::Request;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The director as the daemon shares it with the engine.
+pub type SharedDirector = Arc<Mutex<rvs_director::Director>>;
+
+/// Longest rr/wrr cycle scheduled in BPF; longer cycles go to userspace.
+pub const MAX_RING: usize = 65536;
+
+/// Options of the xdp engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdpOptions {
+    /// The interface the program is attached to.
+    pub interface: String,
+    /// The bpffs directory the maps are pinned in.
+    pub pin_dir: PathBuf,
+    pub mode: AttachMode,
+    /// First packets handed to userspace per CPU per second; beyond that,
+    /// new connections of userspace-scheduled services are dropped (the
+    /// clients retry) while known connections keep flowing.
+    pub punt_budget: u32,
+    /// How often BPF entries and counters are mirrored into the director
+    /// and idle entries expired.
+    pub tick: Duration,
+}
+
+impl XdpOptions {
+    pub fn new(interface: &str) -> XdpOptions {
+        XdpOptions {
+            interface: interface.to_string(),
+            pin_dir: PathBuf::from("/sys/fs/bpf/rvs"),
+            mode: AttachMode::Auto,
+            punt_budget: 20_000,
+            tick: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A service the engine could not serve; [`Engine::sync`] retries it on
+/// every call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncProblem {
+    pub service: ServiceKey,
+    pub message: String,
+}
+
+impl std::fmt::Display for SyncProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", service_name(&self.service), self.message)
+    }
+}
+
+/// A service as ipvsadm names it in messages.
+pub fn service_name(key: &ServiceKey) -> String {
+    match key {
+        ServiceKey::Addr { proto, addr, port } => {
+            format!("{} {}", proto.label(), SocketAddr::new(*addr, *port))
+        }
+        ServiceKey::Fwmark { mark, .. } => format!("FWM {mark}"),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct DestSlot {
+    id: DestId,
+    addr: IpAddr,
+    port: u16,
+    fwd: FwdMethod,
+    in_table: bool,
+    written: Option<DestVal>,
+}
+
+impl DestSlot {
+    /// The NAT reply entry's real-server side for a connection to `vport`.
+    fn nat(&self, vport: u16) -> Option<(IpAddr, u16)> {
+        (self.fwd == FwdMethod::Masq)
+            .then_some((self.addr, if self.port != 0 { self.port } else { vport }))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SvcSlot {
+    id: u32,
+    /// The ring length BPF schedules from (0: userspace schedules).
+    ring_len: u32,
+    written: Option<Svc>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Mirror {
+    id: ConnId,
+    state: u8,
+    seen: u32,
+}
+
+#[derive(Default)]
+struct State {
+    svcs: HashMap<ServiceKey, SvcSlot>,
+    free_svc: Vec<u32>,
+    next_svc: u32,
+    dests: HashMap<DestId, u16>,
+    slots: HashMap<u16, DestSlot>,
+    free_dest: VecDeque<u16>,
+    next_dest: u32,
+    ring_half: u32,
+    mirror: HashMap<ConnKey, Mirror>,
+    stats_seen: HashMap<u16, DestStats>,
+    probe: VecDeque<IpAddr>,
+    last_nh_flush: Option<Instant>,
+}
+
+struct Inner {
+    director: SharedDirector,
+    epoch: Instant,
+    dp: Datapath,
+    ifindex: u32,
+    state: Mutex<State>,
+    stop: AtomicBool,
+}
+
+/// The xdp engine: the BPF program on one interface, fed from the
+/// director's table. See the crate documentation.
+pub struct Engine {
+    inner: Arc<Inner>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("ifindex", &self.inner.ifindex)
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `bpf_ktime_get_ns() >> 20`, the clock of the entries' `seen` field.
+pub fn now_units() -> u32 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| ((t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64) >> 20) as u32)
+        .unwrap_or(0)
+}
+
+fn units_to_ms(u: u32) -> Time {
+    u as Time * 1_048_576 / 1_000_000
+}
+
+impl Engine {
+    /// Loads the program (reusing the maps pinned under
+    /// `options.pin_dir`, so connections survive a restart), attaches it to
+    /// the interface, and starts the event and tick threads. `epoch` is
+    /// the instant the connection table's time counts from.
+    pub fn start(
+        director: SharedDirector,
+        options: XdpOptions,
+        epoch: Instant,
+    ) -> Result<Engine, Error> {
+        let ifindex = nix::net::if_::if_nametoindex(options.interface.as_str())
+            .map_err(|e| Error(format!("interface {}: {e}", options.interface)))?;
+        let dp = Datapath::load(&options.pin_dir)?;
+        dp.set_config(0, options.punt_budget)?;
+        let inner = Arc::new(Inner {
+            director,
+            epoch,
+            ifindex,
+            state: Mutex::new(State::default()),
+            stop: AtomicBool::new(false),
+            dp: {
+                dp.attach(ifindex as i32, options.mode)?;
+                dp
+            },
+        });
+        inner.adopt_pinned();
+        let mut threads = Vec::new();
+        let i = inner.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("rvs-xdp-events".into())
+                .spawn(move || i.events())
+                .map_err(|e| Error(format!("event thread: {e}")))?,
+        );
+        let i = inner.clone();
+        let period = options.tick;
+        threads.push(
+            std::thread::Builder::new()
+                .name("rvs-xdp-tick".into())
+                .spawn(move || {
+                    while !i.stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(period.min(Duration::from_millis(200)));
+                        i.tick_if_due(period);
+                    }
+                })
+                .map_err(|e| Error(format!("tick thread: {e}")))?,
+        );
+        Ok(Engine { inner, threads })
+    }
+
+    /// Whether the program runs in native (driver) mode.
+    pub fn native(&self) -> bool {
+        self.inner.dp.native().unwrap_or(false)
+    }
+
+    /// The loaded program and maps.
+    pub fn datapath(&self) -> &Datapath {
+        &self.inner.dp
+    }
+
+    /// Mirrors the director's table into the maps (call after every table
+    /// change). Returns the services that cannot be served, and why.
+    pub fn sync(&self) -> Vec<SyncProblem> {
+        self.inner.sync()
+    }
+
+    /// Mirrors BPF entries and counters into the director now (the tick
+    /// does it every `tick`).
+    pub fn tick(&self) {
+        let mut st = lock(&self.inner.state);
+        self.inner.tick(&mut st);
+    }
+
+    /// Whether the engine can carry what `req` asks (a batch: every
+    /// request in it). Refused: firewall-mark services (XDP runs before
+    /// netfilter marks packets), SCTP services, local and bypass real
+    /// servers, and tunnel checksums (`--tun-csum`, `--tun-remcsum`).
+    pub fn admit(&self, req: &Request, table: &ServiceTable) -> Result<(), String> {
+        admit(req, table)
+    }
+
+    /// Stops the threads and detaches the program. The pinned maps keep
+    /// the connections for the next start.
+    pub fn shutdown(self) {
+        drop(self)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Err(e) = self.inner.dp.detach() {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+/// See [`Engine::admit`].
+pub fn admit(req: &Request, _table: &ServiceTable) -> Result<(), String> {
+    match req {
+        Request::Batch(reqs) => reqs.iter().try_for_each(|r| admit(r, _table)),
+        Request::AddService { key, .. } | Request::EditService { key, .. } => {
+            service_problem(key).map_or(Ok(()), |m| Err(format!("{}: {m}", service_name(key))))
+        }
+        Request::AddDest { service, dest } | Request::EditDest { service, dest } => {
+            dest_problem(dest.fwd, dest.tun_flags).map_or(Ok(()), |m| {
+                Err(format!(
+                    "{}: real server {}: {m}",
+                    service_name(service),
+                    SocketAddr::new(dest.addr, dest.port)
+                ))
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn service_problem(key: &ServiceKey) -> Option<String> {
+    if key.is_fwmark() {
+        return Some(
+            "firewall-mark services are not carried by the xdp engine: XDP sees packets before \
+             netfilter marks them (use address:port services)"
+                .into(),
+        );
+    }
+    if key.protocol() == Protocol::Sctp {
+        return Some("SCTP services are not carried by the xdp engine (TCP and UDP only)".into());
+    }
+    None
+}
+
+fn dest_problem(fwd: FwdMethod, tun_flags: u16) -> Option<String> {
+    match fwd {
+        FwdMethod::Masq | FwdMethod::Route => None,
+        FwdMethod::Tunnel if tun_flags == 0 => None,
+        FwdMethod::Tunnel => Some(
+            "tunnel checksums (--tun-csum, --tun-remcsum) are not supported by the xdp engine"
+                .into(),
+        ),
+        m => Some(format!(
+            "{} forwarding is not supported by the xdp engine",
+            m.label()
+        )),
+    }
+}
+
+fn conn_fwd_flags(fwd: FwdMethod) -> u32 {
+    match fwd {
+        FwdMethod::Masq => CONN_F_MASQ,
+        FwdMethod::Tunnel => CONN_F_TUNNEL | CONN_F_NOOUTPUT,
+        _ => CONN_F_DROUTE | CONN_F_NOOUTPUT,
+    }
+}
+
+/// The outer source address the kernel would use toward `dst`.
+fn source_for(dst: &IpAddr) -> [u8; 16] {
+    let any: SocketAddr = match dst {
+        IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    UdpSocket::bind(any)
+        .and_then(|s| s.connect(SocketAddr::new(*dst, 9)).map(|_| s))
+        .and_then(|s| s.local_addr())
+        .map(|a| maps::addr16(&a.ip()))
+        .unwrap_or([0; 16])
+}
+
+/// How many picks one period of a rr or wrr service takes, or `None` when
+/// the service is not scheduled in BPF.
+fn ring_period(svc: &Service) -> Option<usize> {
+    let name = svc.config.scheduler.as_str();
+    if !matches!(name, "rr" | "wrr") || svc.config.is_persistent() || svc.config.is_onepacket() {
+        return None;
+    }
+    if svc
+        .dests
+        .iter()
+        .any(|d| d.config.u_threshold > 0 || d.config.l_threshold > 0)
+    {
+        return None;
+    }
+    let weights: Vec<u64> = svc
+        .dests
+        .iter()
+        .filter(|d| d.config.weight > 0)
+        .map(|d| d.config.weight as u64)
+        .collect();
+    let n = if name == "rr" {
+        weights.len()
+    } else {
+        let g = weights.iter().fold(0u64, |a, &b| gcd(a, b));
+        if g == 0 {
+            0
+        } else {
+            weights.iter().map(|w| (w / g) as usize).sum()
+        }
+    };
+    (n <= MAX_RING).then_some(n)
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+fn dummy_packet(key: &ServiceKey) -> PacketInfo {
+    let addr = match key {
+        ServiceKey::Addr { addr, .. } => *addr,
+        _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    };
+    PacketInfo {
+        proto: key.protocol(),
+        saddr: addr,
+        sport: 0,
+        daddr: addr,
+        dport: key.port(),
+        inverse: false,
+    }
+}
+
+impl Inner {
+    fn now(&self) -> Time {
+        self.epoch.elapsed().as_millis() as Time
+    }
+
+    /// After a restart: the entries already in the pinned maps are
+    /// mirrored at the first sync/tick (slots are rebuilt by sync in the
+    /// same order, see `docs/xdp.md`); nothing to do but log.
+    fn adopt_pinned(&self) {
+        let n = self.dp.conns().len();
+        if n > 0 {
+            tracing::info!(
+                entries = n,
+                "xdp: connection entries kept from the previous run"
+            );
+        }
+    }
+
+    fn alloc_dest(st: &mut State) -> Option<u16> {
+        if let Some(s) = st.free_dest.pop_front() {
+            return Some(s);
+        }
+        if st.next_dest < maps::MAX_DESTS {
+            st.next_dest += 1;
+            return Some((st.next_dest - 1) as u16);
+        }
+        None
+    }
+
+    fn sync(&self) -> Vec<SyncProblem> {
+        let mut st = lock(&self.state);
+        let st = &mut *st;
+        let mut problems = Vec::new();
+        let now = self.now();
+        let mut d = lock(&self.director);
+        let sysctls = d.conns().sysctls;
+        let mut flags = 0;
+        if sysctls.expire_nodest_conn {
+            flags |= maps::CFG_EXPIRE_NODEST;
+        }
+        if sysctls.conn_reuse_mode != 0 {
+            flags |= maps::CFG_CONN_REUSE;
+        }
+        let budget = self
+            .dp
+            .config
+            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .map(|v| u32::from_ne_bytes([v[4], v[5], v[6], v[7]]))
+            .unwrap_or(20_000);
+        if let Err(e) = self.dp.set_config(flags, budget) {
+            tracing::warn!("{e}");
+        }
+
+        let half = maps::RING_SLOTS / 2;
+        let next_half = st.ring_half ^ 1;
+        let mut ring: Vec<u32> = Vec::new();
+        let mut svc_vals: Vec<(ServiceKey, Svc)> = Vec::new();
+        let mut seen_dests: HashSet<DestId> = HashSet::new();
+        let mut dest_writes: Vec<(u16, DestVal)> = Vec::new();
+        let keys: Vec<ServiceKey> = d.table().services().iter().map(|s| s.key).collect();
+        for key in &keys {
+            if let Some(m) = service_problem(key) {
+                problems.push(SyncProblem {
+                    service: *key,
+                    message: m,
+                });
+                continue;
+            }
+            let id = match st.svcs.get(key) {
+                Some(s) => s.id,
+                None => {
+                    let id = match st.free_svc.pop() {
+                        Some(i) => i,
+                        None if st.next_svc < maps::MAX_SERVICES => {
+                            st.next_svc += 1;
+                            st.next_svc - 1
+                        }
+                        None => {
+                            problems.push(SyncProblem {
+                                service: *key,
+                                message: format!("more than {} services", maps::MAX_SERVICES),
+                            });
+                            continue;
+                        }
+                    };
+                    st.svcs.insert(
+                        *key,
+                        SvcSlot {
+                            id,
+                            ring_len: 0,
+                            written: None,
+                        },
+                    );
+                    id
+                }
+            };
+            let Some(svc) = d.table_mut().service_mut(key) else {
+                continue;
+            };
+            // Real servers.
+            for dest in &svc.dests {
+                seen_dests.insert(dest.id);
+                if let Some(m) = dest_problem(dest.config.fwd, dest.config.tun_flags) {
+                    problems.push(SyncProblem {
+                        service: *key,
+                        message: format!(
+                            "real server {}: {m}",
+                            SocketAddr::new(dest.config.addr, dest.config.port)
+                        ),
+                    });
+                }
+                let slot = match st.dests.get(&dest.id) {
+                    Some(&s) => s,
+                    None => {
+                        let Some(s) = Self::alloc_dest(st) else {
+                            problems.push(SyncProblem {
+                                service: *key,
+                                message: format!("more than {} real servers", maps::MAX_DESTS),
+                            });
+                            continue;
+                        };
+                        st.dests.insert(dest.id, s);
+                        s
+                    }
+                };
+                let c = &dest.config;
+                let mut fl = 0;
+                if dest.available && dest_problem(c.fwd, c.tun_flags).is_none() {
+                    fl |= maps::DEST_AVAILABLE;
+                }
+                if c.weight == 0 {
+                    fl |= maps::DEST_WEIGHT0;
+                }
+                let prev = st.slots.get(&slot);
+                let tun_src = match prev.and_then(|p| p.written) {
+                    Some(w) if w.addr == c.addr && w.fwd == maps::FWD_TUNNEL => w.tun_src,
+                    _ if c.fwd == FwdMethod::Tunnel => source_for(&c.addr),
+                    _ => [0; 16],
+                };
+                let val = DestVal {
+                    addr: c.addr,
+                    tun_src,
+                    fwd: match c.fwd {
+                        FwdMethod::Masq => maps::FWD_MASQ,
+                        FwdMethod::Tunnel => maps::FWD_TUNNEL,
+                        _ => maps::FWD_ROUTE,
+                    },
+                    tun_type: match c.tun_type {
+                        TunType::Ipip => 0,
+                        TunType::Gue => 1,
+                        TunType::Gre => 2,
+                    },
+                    flags: fl,
+                    port: if c.fwd == FwdMethod::Masq { c.port } else { 0 },
+                    tun_port: c.tun_port,
+                    svc: id,
+                };
+                let written = prev.and_then(|p| p.written);
+                if written != Some(val) {
+                    dest_writes.push((slot, val));
+                }
+                st.slots.insert(
+                    slot,
+                    DestSlot {
+                        id: dest.id,
+                        addr: c.addr,
+                        port: c.port,
+                        fwd: c.fwd,
+                        in_table: true,
+                        written,
+                    },
+                );
+            }
+            // The ring: advance the scheduler to where BPF got, then take
+            // one period of its picks.
+            let old = st.svcs[key];
+            if old.ring_len > 0 {
+                let pos = self
+                    .dp
+                    .svc_pos
+                    .lookup(&id.to_ne_bytes(), MapFlags::ANY)
+                    .ok()
+                    .flatten()
+                    .map(|v| u64::from_ne_bytes(v[..8].try_into().unwrap_or([0; 8])))
+                    .unwrap_or(0);
+                let info = dummy_packet(key);
+                for _ in 0..pos % old.ring_len as u64 {
+                    svc.schedule(&info, now);
+                }
+            }
+            let mut sv = Svc {
+                id,
+                flags: maps::SVC_PUNT,
+                ring_off: 0,
+                ring_len: 0,
+            };
+            if let Some(period) = ring_period(svc) {
+                let info = dummy_packet(key);
+                let start = ring.len();
+                let mut ok = period > 0 && start + period <= half as usize;
+                if ok {
+                    for _ in 0..period {
+                        match svc
+                            .schedule(&info, now)
+                            .and_then(|i| svc.dests.get(i))
+                            .and_then(|dd| st.dests.get(&dd.id))
+                        {
+                            Some(&slot) => ring.push(slot as u32),
+                            None => {
+                                ok = false;
+                                break;
+                            }
+                        }
+                    }
+                }
+                if ok {
+                    sv = Svc {
+                        id,
+                        flags: maps::SVC_RING,
+                        ring_off: next_half * half + start as u32,
+                        ring_len: period as u32,
+                    };
+                } else {
+                    ring.truncate(start);
+                }
+            }
+            if let Some(s) = st.svcs.get_mut(key) {
+                s.ring_len = sv.ring_len;
+            }
+            svc_vals.push((*key, sv));
+        }
+
+        // Real servers that left the table: unavailable while entries use
+        // them, then free.
+        let mut in_use: HashMap<u16, usize> = HashMap::new();
+        for m in st.mirror.values() {
+            if let Some(c) = d.conns().get(m.id) {
+                if let Some(did) = c.dest() {
+                    if let Some(&s) = st.dests.get(&did) {
+                        *in_use.entry(s).or_default() += 1;
+                    }
+                }
+            }
+        }
+        let gone: Vec<DestId> = st
+            .dests
+            .keys()
+            .filter(|id| !seen_dests.contains(id))
+            .copied()
+            .collect();
+        for id in gone {
+            let slot = st.dests[&id];
+            if in_use.contains_key(&slot) {
+                if let Some(s) = st.slots.get_mut(&slot) {
+                    if s.in_table {
+                        s.in_table = false;
+                        if let Some(mut w) = s.written {
+                            w.flags &= !maps::DEST_AVAILABLE;
+                            dest_writes.push((slot, w));
+                        }
+                    }
+                }
+                continue;
+            }
+            self.flush_slot_stats(st, &mut d, slot);
+            st.dests.remove(&id);
+            st.slots.remove(&slot);
+            st.stats_seen.remove(&slot);
+            let _ = self
+                .dp
+                .dests
+                .update(&slot.to_ne_bytes(), &[0u8; 44], MapFlags::ANY);
+            st.free_dest.push_back(slot);
+        }
+        drop(d);
+
+        // Write: ring half, then real servers, then services.
+        if !ring.is_empty() {
+            let base = next_half * half;
+            let keys: Vec<u8> = (0..ring.len() as u32)
+                .flat_map(|i| (base + i).to_ne_bytes())
+                .collect();
+            let vals: Vec<u8> = ring.iter().flat_map(|v| v.to_ne_bytes()).collect();
+            if let Err(e) = self.dp.ring.update_batch(
+                &keys,
+                &vals,
+                ring.len() as u32,
+                MapFlags::ANY,
+                MapFlags::ANY,
+            ) {
+                tracing::warn!("ring map: {e}");
+            }
+        }
+        if !dest_writes.is_empty() {
+            let n = dest_writes.len() as u32;
+            let keys: Vec<u8> = dest_writes
+                .iter()
+                .flat_map(|(s, _)| (*s as u32).to_ne_bytes())
+                .collect();
+            let vals: Vec<u8> = dest_writes.iter().flat_map(|(_, v)| v.encode()).collect();
+            let nh: Vec<u8> = dest_writes
+                .iter()
+                .flat_map(|_| maps::nexthop([0; 6], [0; 6], 0, false))
+                .collect();
+            let zero_stats = vec![0u8; 40];
+            for (slot, v) in &dest_writes {
+                let fresh = st.slots.get(slot).is_some_and(|s| s.written.is_none());
+                if fresh {
+                    // A new slot starts from zero counters.
+                    let _ = self.zero_stats(*slot, &zero_stats);
+                    st.stats_seen.remove(slot);
+                    st.probe.push_back(v.addr);
+                }
+                if let Some(s) = st.slots.get_mut(slot) {
+                    s.written = Some(*v);
+                }
+            }
+            if let Err(e) =
+                self.dp
+                    .dests
+                    .update_batch(&keys, &vals, n, MapFlags::ANY, MapFlags::ANY)
+            {
+                tracing::warn!("dest map: {e}");
+            }
+            if let Err(e) =
+                self.dp
+                    .nexthops
+                    .update_batch(&keys, &nh, n, MapFlags::ANY, MapFlags::ANY)
+            {
+                tracing::warn!("nexthop map: {e}");
+            }
+        }
+        for (key, sv) in &svc_vals {
+            let ServiceKey::Addr { addr, port, proto } = key else {
+                continue;
+            };
+            let _ =
+                self.dp
+                    .svc_pos
+                    .update(&sv.id.to_ne_bytes(), &0u64.to_ne_bytes(), MapFlags::ANY);
+            if let Err(e) = self.dp.services.update(
+                &maps::svc_key(addr, *port, *proto as u8),
+                &sv.encode(),
+                MapFlags::ANY,
+            ) {
+                problems.push(SyncProblem {
+                    service: *key,
+                    message: format!("service map: {e}"),
+                });
+            }
+            if let Some(s) = st.svcs.get_mut(key) {
+                s.written = Some(*sv);
+            }
+        }
+        st.ring_half = next_half;
+        let gone: Vec<ServiceKey> = st
+            .svcs
+            .keys()
+            .filter(|k| !keys.contains(k))
+            .copied()
+            .collect();
+        for key in gone {
+            if let (Some(s), ServiceKey::Addr { addr, port, proto }) = (st.svcs.remove(&key), key) {
+                let _ = self
+                    .dp
+                    .services
+                    .delete(&maps::svc_key(&addr, port, proto as u8));
+                st.free_svc.push(s.id);
+            }
+        }
+        problems
+    }
+
+    fn zero_stats(&self, slot: u16, zero: &[u8]) -> Result<(), libbpf_rs::Error> {
+        let cpus = libbpf_rs::num_possible_cpus()?;
+        let v: Vec<Vec<u8>> = (0..cpus).map(|_| zero.to_vec()).collect();
+        self.dp
+            .stats
+            .update_percpu(&(slot as u32).to_ne_bytes(), &v, MapFlags::ANY)
+    }
+
+    /// Adds what BPF counted for `slot` since the last flush to the
+    /// director's statistics.
+    fn flush_slot_stats(&self, st: &mut State, d: &mut rvs_director::Director, slot: u16) {
+        let Some(info) = st.slots.get(&slot) else {
+            return;
+        };
+        let Ok(now) = self.dp.dest_stats(slot as u32) else {
+            return;
+        };
+        let before = st.stats_seen.insert(slot, now).unwrap_or_default();
+        let table = d.table_mut();
+        let id = info.id;
+        for _ in before.conns..now.conns {
+            table.count_conn(id);
+        }
+        let (ip, ib) = (
+            now.inpkts.saturating_sub(before.inpkts),
+            now.inbytes.saturating_sub(before.inbytes),
+        );
+        if ip > 0 {
+            table.count_in_n(id, ip, ib);
+        }
+        let (op, ob) = (
+            now.outpkts.saturating_sub(before.outpkts),
+            now.outbytes.saturating_sub(before.outbytes),
+        );
+        if op > 0 {
+            table.count_out_n(id, op, ob);
+        }
+    }
+
+    fn tick_if_due(&self, period: Duration) {
+        let mut st = lock(&self.state);
+        let due = st.last_nh_flush.is_none_or(|t| t.elapsed() >= period);
+        if due {
+            self.tick(&mut st);
+        }
+    }
+
+    fn tick(&self, st: &mut State) {
+        st.last_nh_flush = Some(Instant::now());
+        let now = self.now();
+        let units = now_units();
+        let entries = self.dp.conns();
+        let mut d = lock(&self.director);
+        let timeouts = d.conns().timeouts.clone();
+        let mut live: HashSet<ConnKey> = HashSet::with_capacity(entries.len());
+        for (k, v) in entries {
+            let Some(slot) = st.slots.get(&v.dest).cloned() else {
+                // An entry from before a restart whose slot sync has not
+                // given out again, or a freed slot: forget it.
+                self.dp.delete_conn(&k, None);
+                continue;
+            };
+            let idle = units_to_ms(units.wrapping_sub(v.seen));
+            let timeout = if k.proto == Protocol::Tcp as u8 {
+                timeouts.tcp.get(v.state as usize).copied().unwrap_or(0)
+            } else {
+                timeouts.udp[0]
+            };
+            if idle >= timeout {
+                self.dp.delete_conn(&k, slot.nat(k.vport));
+                if let Some(m) = st.mirror.remove(&k) {
+                    d.tables_mut().1.expire_now(m.id, now);
+                }
+                continue;
+            }
+            live.insert(k);
+            let (table, conns) = d.tables_mut();
+            if let Some(m) = st.mirror.get(&k) {
+                if m.state == v.state && m.seen == v.seen && conns.get(m.id).is_some() {
+                    continue;
+                }
+            }
+            let active = k.proto == Protocol::Tcp as u8 && rvs_conn::tcp::is_active(v.state);
+            let mut flags = conn_fwd_flags(slot.fwd);
+            if !active {
+                flags |= CONN_F_INACTIVE;
+            }
+            let s = SyncedConn {
+                proto: k.proto,
+                af: rvs_core::Af::of(&k.caddr),
+                caddr: k.caddr,
+                cport: k.cport,
+                vaddr: k.vaddr,
+                vport: k.vport,
+                daddr: slot.addr,
+                dport: if slot.port != 0 { slot.port } else { k.vport },
+                flags,
+                state: v.state as u16,
+                timeout_secs: 0,
+                fwmark: 0,
+                pe: None,
+            };
+            if let Ok(Installed::Created(id) | Installed::Updated(id)) =
+                conns.install_synced(s, Some(slot.id), 0, now, table)
+            {
+                st.mirror.insert(
+                    k,
+                    Mirror {
+                        id,
+                        state: v.state,
+                        seen: v.seen,
+                    },
+                );
+            }
+        }
+        let gone: Vec<ConnKey> = st
+            .mirror
+            .keys()
+            .filter(|k| !live.contains(k))
+            .copied()
+            .collect();
+        for k in gone {
+            if let Some(m) = st.mirror.remove(&k) {
+                d.tables_mut().1.expire_now(m.id, now);
+            }
+        }
+        let slots: Vec<u16> = st.slots.keys().copied().collect();
+        for s in slots {
+            self.flush_slot_stats(st, &mut d, s);
+        }
+        drop(d);
+        // Neighbour resolution for real servers the program found no MAC for.
+        while let Some(a) = st.probe.pop_front() {
+            probe(&a);
+        }
+    }
+
+    fn events(self: Arc<Self>) {
+        let me = self.clone();
+        let mut b = libbpf_rs::RingBufferBuilder::new();
+        if let Err(e) = b.add(&self.dp.events, move |data: &[u8]| {
+            match Event::decode(data) {
+                Some(Event::Punt { ifindex, frame }) => me.punted(ifindex, &frame),
+                Some(Event::Neigh { dest }) => {
+                    let st = lock(&me.state);
+                    let a = st.slots.get(&(dest as u16)).map(|s| s.addr);
+                    drop(st);
+                    if let Some(a) = a {
+                        probe(&a);
+                    }
+                }
+                None => {}
+            }
+            0
+        }) {
+            tracing::error!("xdp event ring: {e}");
+            return;
+        }
+        let rb = match b.build() {
+            Ok(rb) => rb,
+            Err(e) => {
+                tracing::error!("xdp event ring: {e}");
+                return;
+            }
+        };
+        while !self.stop.load(Ordering::Relaxed) {
+            let _ = rb.poll(Duration::from_millis(100));
+        }
+    }
+
+    /// A first packet the program handed over: schedule it with the
+    /// connection table, install the entry, send the packet on.
+    fn punted(&self, ifindex: u32, frame: &[u8]) {
+        let Some(p) = packet::parse(frame) else {
+            return;
+        };
+        let key = ConnKey {
+            caddr: p.saddr,
+            cport: p.sport,
+            vaddr: p.daddr,
+            vport: p.dport,
+            proto: p.proto as u8,
+        };
+        let l4 = match p.proto {
+            Protocol::Tcp => Transport::Tcp(p.tcp_flags),
+            _ => Transport::Udp,
+        };
+        let now = self.now();
+        let mut st = lock(&self.state);
+        let mut d = lock(&self.director);
+        let (table, conns) = d.tables_mut();
+        let mut id: Option<ConnId> = None;
+        if let Some(found) = conns.lookup_in(p.proto, p.saddr, p.sport, p.daddr, p.dport) {
+            match conns.check_in(found, sched::is_new_conn(l4), now, table) {
+                InVerdict::Hit(h) => id = Some(h),
+                InVerdict::Miss => {}
+                InVerdict::Drop => return,
+            }
+        }
+        if id.is_none() {
+            if !sched::may_schedule(l4, &conns.sysctls) {
+                return;
+            }
+            let skey = [p.dport, 0]
+                .into_iter()
+                .map(|port| ServiceKey::Addr {
+                    proto: p.proto,
+                    addr: p.daddr,
+                    port,
+                })
+                .find(|k| table.service(k).is_some());
+            let Some(skey) = skey else { return };
+            let Some((svc, totals)) = table.service_and_totals_mut(&skey) else {
+                return;
+            };
+            let pkt = sched::Packet::new(p.proto, p.saddr, p.sport, p.daddr, p.dport);
+            match conns.schedule(svc, &pkt, now, totals) {
+                Ok(i) => id = Some(i),
+                Err(_) => return,
+            }
+        }
+        let Some(id) = id else { return };
+        let Some(c) = conns.get(id) else { return };
+        let one_packet = c.flags() & CONN_F_ONE_PACKET != 0;
+        let Some(&slot) = c.dest().and_then(|did| st.dests.get(&did)) else {
+            return;
+        };
+        let Some(info) = st.slots.get(&slot).cloned() else {
+            return;
+        };
+        drop(d);
+        let val = ConnVal {
+            dest: slot,
+            state: 0,
+            flags: maps::CONN_USER
+                | if info.fwd == FwdMethod::Masq {
+                    0
+                } else {
+                    maps::CONN_NOOUTPUT
+                },
+            seen: now_units(),
+        };
+        let nat = info.nat(key.vport);
+        if let Err(e) = self.dp.put_conn(&key, &val, nat) {
+            tracing::warn!("{e}");
+            return;
+        }
+        if !one_packet {
+            st.mirror.insert(
+                key,
+                Mirror {
+                    id,
+                    state: u8::MAX,
+                    seen: 0,
+                },
+            );
+        }
+        drop(st);
+        if let Err(e) = self.dp.inject(frame, ifindex) {
+            tracing::warn!("{e}");
+        }
+        if one_packet {
+            self.dp.delete_conn(&key, nat);
+        }
+    }
+}
+
+/// Makes the kernel resolve the neighbour toward `addr` (a datagram to the
+/// discard port; the reply, if any, is ignored).
+fn probe(addr: &IpAddr) {
+    let any: SocketAddr = match addr {
+        IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    if let Ok(s) = UdpSocket::bind(any) {
+        let _ = s.send_to(&[], SocketAddr::new(*addr, 9));
+    }
+}

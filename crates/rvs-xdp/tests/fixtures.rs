@@ -1,0 +1,610 @@
+//! Packet fixtures through BPF_PROG_TEST_RUN (Katran-style): an input
+//! frame, the expected output frame and verdict, for every forwarding
+//! method × address family × protocol, NAT replies, ICMP errors, first
+//! packets handed to userspace, and bad packets. The program runs in a
+//! network namespace of its own whose FIB and static neighbours give the
+//! next hops. Expected frames are built from scratch with full checksums,
+//! so they check the program's incremental updates. Needs root.
+
+mod common;
+
+use common::*;
+use rvs_xdp::maps::{self, ConnKey, DestVal, Svc};
+use rvs_xdp::{Datapath, XDP_DROP, XDP_PASS, XDP_TX};
+use std::net::IpAddr;
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+
+struct Net {
+    af: u8,
+    dir: IpAddr,
+    client: IpAddr,
+    rs_dr: IpAddr,
+    rs_nat: IpAddr,
+    rs_tun: IpAddr,
+    vip: IpAddr,
+}
+
+fn nets() -> [Net; 2] {
+    let p = |s: &str| s.parse::<IpAddr>().unwrap();
+    [
+        Net {
+            af: 4,
+            dir: p("198.18.0.1"),
+            client: p("198.18.0.3"),
+            rs_dr: p("198.18.0.2"),
+            rs_nat: p("198.18.0.4"),
+            rs_tun: p("198.18.0.5"),
+            vip: p("198.18.0.10"),
+        },
+        Net {
+            af: 6,
+            dir: p("fd00::1"),
+            client: p("fd00::3"),
+            rs_dr: p("fd00::2"),
+            rs_nat: p("fd00::4"),
+            rs_tun: p("fd00::5"),
+            vip: p("fd00::10"),
+        },
+    ]
+}
+
+fn mac(n: u8) -> [u8; 6] {
+    [2, 0, 0, 0, 0, n]
+}
+
+struct Fixture {
+    _ns: Netns,
+    dp: Datapath,
+    ifindex: u32,
+    dmac: [u8; 6],
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.dp.unpin();
+    }
+}
+
+const M_DR: u16 = 80;
+const M_NAT: u16 = 81;
+const M_IPIP: u16 = 82;
+const M_GUE: u16 = 83;
+const M_GRE: u16 = 84;
+const M_PUNT: u16 = 85;
+const NAT_PORT: u16 = 8080;
+const GUE_PORT: u16 = 6080;
+
+fn slot(af: u8, port: u16) -> u32 {
+    (if af == 4 { 0 } else { 10 }) + (port - 80) as u32
+}
+
+fn setup(tag: &str) -> Option<Fixture> {
+    if !is_root() {
+        eprintln!("skipped: needs root (BPF, network namespaces)");
+        return None;
+    }
+    let ns = Netns::new(&format!("rvsxdp-{tag}-{}", std::process::id()));
+    ns.run("ip link add fx0 type veth peer name fx1");
+    ns.run("ip link set fx0 up");
+    ns.run("ip link set fx1 up");
+    ns.run("ip addr add 198.18.0.1/24 dev fx0");
+    ns.run("ip -6 addr add fd00::1/64 dev fx0 nodad");
+    ns.run("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1");
+    for n in [2u8, 3, 4, 5] {
+        let m = mac(n)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        ns.run(&format!(
+            "ip neigh replace 198.18.0.{n} lladdr {m} dev fx0 nud permanent"
+        ));
+        ns.run(&format!(
+            "ip -6 neigh replace fd00::{n} lladdr {m} dev fx0 nud permanent"
+        ));
+    }
+    ns.enter();
+    let ifindex = ns.ifindex("fx0");
+    let dmac = ns.mac("fx0");
+    let pin = std::path::PathBuf::from(format!("/sys/fs/bpf/rvsxdp-{tag}-{}", std::process::id()));
+    let dp = Datapath::load(&pin).expect("load");
+    dp.set_config(maps::CFG_CONN_REUSE, 100).unwrap();
+    for n in nets() {
+        for (port, addr, fwd, tun) in [
+            (M_DR, n.rs_dr, maps::FWD_ROUTE, 0),
+            (M_NAT, n.rs_nat, maps::FWD_MASQ, 0),
+            (M_IPIP, n.rs_tun, maps::FWD_TUNNEL, 0),
+            (M_GUE, n.rs_tun, maps::FWD_TUNNEL, 1),
+            (M_GRE, n.rs_tun, maps::FWD_TUNNEL, 2),
+            (M_PUNT, n.rs_dr, maps::FWD_ROUTE, 0),
+        ] {
+            let s = slot(n.af, port);
+            dp.set_dest(
+                s,
+                &DestVal {
+                    addr,
+                    tun_src: maps::addr16(&n.dir),
+                    fwd,
+                    tun_type: tun,
+                    flags: maps::DEST_AVAILABLE,
+                    port: if fwd == maps::FWD_MASQ { NAT_PORT } else { 0 },
+                    tun_port: GUE_PORT,
+                    svc: s,
+                },
+            )
+            .unwrap();
+            dp.set_ring(s, &[s]).unwrap();
+            let svc = if port == M_PUNT {
+                Svc {
+                    id: s,
+                    flags: maps::SVC_PUNT,
+                    ring_off: 0,
+                    ring_len: 0,
+                }
+            } else {
+                Svc {
+                    id: s,
+                    flags: maps::SVC_RING,
+                    ring_off: s,
+                    ring_len: 1,
+                }
+            };
+            for proto in [6u8, 17] {
+                dp.set_service(&n.vip, port, proto, &svc).unwrap();
+            }
+        }
+    }
+    Some(Fixture {
+        _ns: ns,
+        dp,
+        ifindex,
+        dmac,
+    })
+}
+
+impl Fixture {
+    fn run(&self, frame: &[u8]) -> (u32, Vec<u8>) {
+        let r = self.dp.test_run(frame, self.ifindex, 1).expect("test run");
+        (r.verdict, r.frame)
+    }
+
+    fn expect(&self, what: &str, input: &[u8], verdict: u32, output: &[u8]) {
+        let (v, out) = self.run(input);
+        assert_eq!(v, verdict, "{what}: verdict");
+        assert_eq!(hex(&out), hex(output), "{what}: output frame");
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn l4(proto: u8, sport: u16, dport: u16, flags: u8) -> L4 {
+    if proto == 6 {
+        L4::tcp(sport, dport, flags)
+    } else {
+        L4::udp(sport, dport)
+    }
+}
+
+fn proto_name(p: u8) -> &'static str {
+    if p == 6 {
+        "TCP"
+    } else {
+        "UDP"
+    }
+}
+
+/// The inner packet after the director decremented its TTL.
+fn inner(n: &Net, ttl: u8, l: &L4, dst: &IpAddr) -> Vec<u8> {
+    ip(
+        &n.client,
+        dst,
+        l.proto,
+        ttl,
+        0x1234,
+        &l.bytes(&n.client, dst),
+    )
+}
+
+#[test]
+fn every_method_family_and_protocol() {
+    let Some(f) = setup("fix") else { return };
+    let cmac = mac(3);
+    for n in nets() {
+        for proto in [6u8, 17] {
+            let what = |m: &str| format!("{m} IPv{} {}", n.af, proto_name(proto));
+            // Direct routing: MAC rewrite, TTL - 1.
+            let l = l4(proto, 40000, M_DR, SYN);
+            let input = frame(f.dmac, cmac, &n.client, &n.vip, 64, &l);
+            f.expect(
+                &what("DR"),
+                &input,
+                XDP_TX,
+                &frame(mac(2), f.dmac, &n.client, &n.vip, 63, &l),
+            );
+            let key = ConnKey {
+                caddr: n.client,
+                cport: 40000,
+                vaddr: n.vip,
+                vport: M_DR,
+                proto,
+            };
+            let c = f.dp.conn(&key).expect("DR entry");
+            assert_eq!(c.dest as u32, slot(n.af, M_DR));
+            assert_eq!(c.flags & maps::CONN_NOOUTPUT, maps::CONN_NOOUTPUT);
+            if proto == 6 {
+                assert_eq!(c.state, 3, "SYN_RECV after the SYN");
+                let l = l4(proto, 40000, M_DR, ACK);
+                let input = frame(f.dmac, cmac, &n.client, &n.vip, 64, &l);
+                f.expect(
+                    &what("DR ACK"),
+                    &input,
+                    XDP_TX,
+                    &frame(mac(2), f.dmac, &n.client, &n.vip, 63, &l),
+                );
+                assert_eq!(
+                    f.dp.conn(&key).unwrap().state,
+                    1,
+                    "ESTABLISHED (INPUT_ONLY table)"
+                );
+            }
+
+            // NAT in: destination and port to the real server.
+            let l = l4(proto, 40001, M_NAT, SYN);
+            let input = frame(f.dmac, cmac, &n.client, &n.vip, 64, &l);
+            let mut l_rs = l.clone();
+            l_rs.dport = NAT_PORT;
+            f.expect(
+                &what("NAT in"),
+                &input,
+                XDP_TX,
+                &frame(mac(4), f.dmac, &n.client, &n.rs_nat, 63, &l_rs),
+            );
+            // NAT reply: source back to the virtual service.
+            let r = l4(proto, NAT_PORT, 40001, SYN | ACK);
+            let input = frame(f.dmac, mac(4), &n.rs_nat, &n.client, 64, &r);
+            let mut r_v = r.clone();
+            r_v.sport = M_NAT;
+            f.expect(
+                &what("NAT reply"),
+                &input,
+                XDP_TX,
+                &frame(cmac, f.dmac, &n.vip, &n.client, 63, &r_v),
+            );
+            let key = ConnKey {
+                caddr: n.client,
+                cport: 40001,
+                vaddr: n.vip,
+                vport: M_NAT,
+                proto,
+            };
+            if proto == 6 {
+                assert_eq!(
+                    f.dp.conn(&key).unwrap().state,
+                    3,
+                    "SYN_RECV: SYN in, SYN+ACK out"
+                );
+            }
+
+            // Tunnels.
+            for (m, port) in [("IPIP", M_IPIP), ("GUE", M_GUE), ("GRE", M_GRE)] {
+                let l = l4(proto, 40002, port, SYN);
+                let input = frame(f.dmac, cmac, &n.client, &n.vip, 64, &l);
+                let (v, out) = f.run(&input);
+                assert_eq!(v, XDP_TX, "{}", what(m));
+                let inner = inner(&n, 63, &l, &n.vip);
+                let inner_proto = if n.af == 4 { 4 } else { 41 };
+                let outer_hl = if n.af == 4 { 20 } else { 40 };
+                let (outer_proto, encap) = match m {
+                    "IPIP" => (inner_proto, Vec::new()),
+                    "GRE" => (
+                        47,
+                        vec![
+                            0,
+                            0,
+                            if n.af == 4 { 0x08 } else { 0x86 },
+                            if n.af == 4 { 0x00 } else { 0xdd },
+                        ],
+                    ),
+                    _ => {
+                        let sport = u16::from_be_bytes([out[14 + outer_hl], out[15 + outer_hl]]);
+                        assert!((32768..61000).contains(&sport), "GUE source port {sport}");
+                        let mut u = sport.to_be_bytes().to_vec();
+                        u.extend_from_slice(&GUE_PORT.to_be_bytes());
+                        u.extend_from_slice(&((8 + 4 + inner.len()) as u16).to_be_bytes());
+                        u.extend_from_slice(&[0, 0, 0, inner_proto, 0, 0]);
+                        (17, u)
+                    }
+                };
+                let id = if n.af == 4 {
+                    u16::from_be_bytes([out[18], out[19]])
+                } else {
+                    0
+                };
+                let mut payload = encap;
+                payload.extend_from_slice(&inner);
+                let expected = eth(
+                    mac(5),
+                    f.dmac,
+                    ethertype(&n.vip),
+                    &ip(&n.dir, &n.rs_tun, outer_proto, 63, id, &payload),
+                );
+                assert_eq!(hex(&out), hex(&expected), "{}: output frame", what(m));
+            }
+
+            // A service scheduled in userspace: the first packet is handed over.
+            let l = l4(proto, 40003, M_PUNT, SYN);
+            let input = frame(f.dmac, cmac, &n.client, &n.vip, 64, &l);
+            f.dp.drain_events();
+            let (v, _) = f.run(&input);
+            assert_eq!(v, XDP_DROP, "{}", what("punt"));
+            let ev = f.dp.drain_events();
+            assert!(
+                ev.iter()
+                    .any(|e| matches!(e, maps::Event::Punt { frame, .. } if *frame == input)),
+                "{}: the frame reached userspace: {ev:?}",
+                what("punt")
+            );
+        }
+    }
+    // Counters: a TCP and a UDP connection on the IPv4 DR slot, 3 packets.
+    let s = f.dp.dest_stats(slot(4, M_DR)).unwrap();
+    assert_eq!((s.conns, s.inpkts, s.outpkts), (2, 3, 0));
+    let s = f.dp.dest_stats(slot(4, M_NAT)).unwrap();
+    assert_eq!((s.conns, s.inpkts, s.outpkts), (2, 2, 2));
+}
+
+#[test]
+fn icmp_errors_reach_the_right_side() {
+    let Some(f) = setup("icmp") else { return };
+    let cmac = mac(3);
+    for n in nets() {
+        // Open a NAT connection.
+        let l = L4::tcp(41000, M_NAT, SYN);
+        assert_eq!(
+            f.run(&frame(f.dmac, cmac, &n.client, &n.vip, 64, &l)).0,
+            XDP_TX
+        );
+        let (unreach, frag) = if n.af == 4 {
+            ((3, 3), (3, 4))
+        } else {
+            ((1, 4), (2, 0))
+        };
+
+        // From the client, about one of our replies (VIP -> client).
+        let reply = L4::tcp(M_NAT, 41000, SYN | ACK);
+        let quoted = ip(
+            &n.vip,
+            &n.client,
+            6,
+            64,
+            0x1234,
+            &reply.bytes(&n.vip, &n.client)[..8],
+        );
+        let input = icmp_error(f.dmac, cmac, &n.client, &n.vip, 64, frag.0, frag.1, &quoted);
+        let mut q = quoted.clone();
+        patch_addr(&mut q, n.af, true, &n.rs_nat);
+        patch_port(&mut q, n.af, true, NAT_PORT);
+        let expected = icmp_error(mac(4), f.dmac, &n.client, &n.rs_nat, 63, frag.0, frag.1, &q);
+        f.expect(
+            &format!("ICMP from client IPv{}", n.af),
+            &input,
+            XDP_TX,
+            &expected,
+        );
+
+        // From the real server, about the client's request as it got it.
+        let req = L4::tcp(41000, NAT_PORT, SYN);
+        let quoted = ip(
+            &n.client,
+            &n.rs_nat,
+            6,
+            63,
+            0x1234,
+            &req.bytes(&n.client, &n.rs_nat)[..8],
+        );
+        let input = icmp_error(
+            f.dmac,
+            mac(4),
+            &n.rs_nat,
+            &n.client,
+            64,
+            unreach.0,
+            unreach.1,
+            &quoted,
+        );
+        let mut q = quoted.clone();
+        patch_addr(&mut q, n.af, false, &n.vip);
+        patch_port(&mut q, n.af, false, M_NAT);
+        let expected = icmp_error(
+            cmac, f.dmac, &n.vip, &n.client, 63, unreach.0, unreach.1, &q,
+        );
+        f.expect(
+            &format!("ICMP from real server IPv{}", n.af),
+            &input,
+            XDP_TX,
+            &expected,
+        );
+
+        // About a connection nobody has: the kernel's.
+        let other = ip(
+            &n.vip,
+            &n.client,
+            6,
+            64,
+            0x1234,
+            &L4::tcp(M_NAT, 9, ACK).bytes(&n.vip, &n.client)[..8],
+        );
+        let input = icmp_error(f.dmac, cmac, &n.client, &n.vip, 64, frag.0, frag.1, &other);
+        f.expect("ICMP about no connection", &input, XDP_PASS, &input);
+    }
+}
+
+/// Rewrites the source (or destination) address of a quoted IP header,
+/// fixing its header checksum (the quoted transport checksum is left alone,
+/// as the kernel leaves it).
+fn patch_addr(q: &mut [u8], af: u8, src: bool, a: &IpAddr) {
+    let b = ip_bytes(a);
+    if af == 4 {
+        let at = if src { 12 } else { 16 };
+        q[at..at + 4].copy_from_slice(&b);
+        q[10..12].copy_from_slice(&[0, 0]);
+        let cs = fold(sum(&q[..20]));
+        q[10..12].copy_from_slice(&cs.to_be_bytes());
+    } else {
+        let at = if src { 8 } else { 24 };
+        q[at..at + 16].copy_from_slice(&b);
+    }
+}
+
+fn patch_port(q: &mut [u8], af: u8, src: bool, port: u16) {
+    let at = if af == 4 { 20 } else { 40 } + if src { 0 } else { 2 };
+    q[at..at + 2].copy_from_slice(&port.to_be_bytes());
+}
+
+#[test]
+fn bad_packets_get_a_safe_verdict() {
+    let Some(f) = setup("bad") else { return };
+    let cmac = mac(3);
+    let n4 = &nets()[0];
+    let n6 = &nets()[1];
+    let syn = L4::tcp(42000, M_DR, SYN);
+    let good = frame(f.dmac, cmac, &n4.client, &n4.vip, 64, &syn);
+    let good6 = frame(f.dmac, cmac, &n6.client, &n6.vip, 64, &syn);
+
+    // (The kernel hands XDP no frame shorter than an Ethernet header.)
+    f.expect("Ethernet header only", &good[..14], XDP_DROP, &good[..14]);
+    f.expect(
+        "truncated IPv4 header",
+        &good[..14 + 12],
+        XDP_DROP,
+        &good[..14 + 12],
+    );
+    f.expect(
+        "truncated IPv6 header",
+        &good6[..14 + 30],
+        XDP_DROP,
+        &good6[..14 + 30],
+    );
+    f.expect(
+        "truncated TCP header",
+        &good[..14 + 20 + 10],
+        XDP_DROP,
+        &good[..14 + 20 + 10],
+    );
+
+    let mut long = good.clone();
+    long[16..18].copy_from_slice(&2000u16.to_be_bytes());
+    f.expect("IPv4 total length beyond the frame", &long, XDP_DROP, &long);
+    let mut short = good.clone();
+    short[16..18].copy_from_slice(&30u16.to_be_bytes());
+    f.expect(
+        "IPv4 total length shorter than TCP",
+        &short,
+        XDP_DROP,
+        &short,
+    );
+    let mut long6 = good6.clone();
+    long6[18..20].copy_from_slice(&3000u16.to_be_bytes());
+    f.expect(
+        "IPv6 payload length beyond the frame",
+        &long6,
+        XDP_DROP,
+        &long6,
+    );
+
+    let mut doff = good.clone();
+    doff[14 + 20 + 12] = 4 << 4;
+    f.expect("TCP data offset below 5", &doff, XDP_DROP, &doff);
+    let udp = frame(f.dmac, cmac, &n4.client, &n4.vip, 64, &L4::udp(42000, M_DR));
+    let mut ulen = udp.clone();
+    ulen[14 + 20 + 4..14 + 20 + 6].copy_from_slice(&500u16.to_be_bytes());
+    f.expect("UDP length beyond the IP payload", &ulen, XDP_DROP, &ulen);
+
+    // IP options: the kernel's path, unchanged.
+    let seg = syn.bytes(&n4.client, &n4.vip);
+    let mut opt = vec![0x46, 0];
+    opt.extend_from_slice(&((24 + seg.len()) as u16).to_be_bytes());
+    opt.extend_from_slice(&[0x12, 0x34, 0x40, 0, 64, 6, 0, 0]);
+    opt.extend_from_slice(&ip_bytes(&n4.client));
+    opt.extend_from_slice(&ip_bytes(&n4.vip));
+    opt.extend_from_slice(&[1, 1, 1, 0]);
+    let cs = fold(sum(&opt));
+    opt[10..12].copy_from_slice(&cs.to_be_bytes());
+    opt.extend_from_slice(&seg);
+    let opt = eth(f.dmac, cmac, 0x0800, &opt);
+    f.expect("IPv4 options", &opt, XDP_PASS, &opt);
+
+    let mut frag = good.clone();
+    frag[14 + 6] = 0x20; // MF
+    frag[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+    let cs = fold(sum(&frag[14..34]));
+    frag[24..26].copy_from_slice(&cs.to_be_bytes());
+    f.expect("IPv4 first fragment", &frag, XDP_PASS, &frag);
+    let mut later = frag.clone();
+    later[14 + 6..14 + 8].copy_from_slice(&0x0010u16.to_be_bytes());
+    f.expect("IPv4 later fragment", &later, XDP_PASS, &later);
+
+    // IPv6 fragment header: not TCP/UDP at the first header: passed.
+    let mut fr6 = good6.clone();
+    fr6[14 + 6] = 44;
+    f.expect("IPv6 fragment header", &fr6, XDP_PASS, &fr6);
+
+    let mut arp = vec![0u8; 42];
+    arp[12] = 0x08;
+    arp[13] = 0x06;
+    f.expect("ARP", &arp, XDP_PASS, &arp);
+    let other: IpAddr = "198.18.0.99".parse().unwrap();
+    let not_vip = frame(f.dmac, cmac, &n4.client, &other, 64, &syn);
+    f.expect(
+        "TCP to an address that is not a VIP",
+        &not_vip,
+        XDP_PASS,
+        &not_vip,
+    );
+    let ack = frame(
+        f.dmac,
+        cmac,
+        &n4.client,
+        &n4.vip,
+        64,
+        &L4::tcp(42001, M_DR, ACK),
+    );
+    f.expect("ACK without a connection", &ack, XDP_PASS, &ack);
+    let echo = eth(
+        f.dmac,
+        cmac,
+        0x0800,
+        &ip(
+            &n4.client,
+            &n4.vip,
+            1,
+            64,
+            1,
+            &[8, 0, 0xf7, 0xff, 0, 0, 0, 0],
+        ),
+    );
+    f.expect("ICMP echo to the VIP", &echo, XDP_PASS, &echo);
+    let ttl1 = frame(
+        f.dmac,
+        cmac,
+        &n4.client,
+        &n4.vip,
+        1,
+        &L4::tcp(42002, M_DR, SYN),
+    );
+    f.expect(
+        "TTL 1: the kernel answers time exceeded",
+        &ttl1,
+        XDP_PASS,
+        &ttl1,
+    );
+    // Nothing was counted as a connection but the TTL-1 SYN's entry.
+    assert_eq!(f.dp.dest_stats(slot(4, M_DR)).unwrap().conns, 1);
+}
