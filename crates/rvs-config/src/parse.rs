@@ -644,6 +644,29 @@ impl Reader<'_> {
 
         let health = self.service_health(&t, &svc, &real_servers);
         ok &= health.is_some();
+        if let Some(h) = &health {
+            for rs in real_servers.iter().filter(|r| r.dest.port == 0) {
+                let checks = if rs.checks.is_empty() {
+                    &h.checks
+                } else {
+                    &rs.checks
+                };
+                if let Some(c) = checks.iter().find(|c| {
+                    c.port.is_none() && !matches!(c.kind, crate::health::CheckKind::Command { .. })
+                }) {
+                    ok = false;
+                    self.errs.at(
+                        &key_span,
+                        format!(
+                            "real server {} of {} has port 0, so its {} check needs a port",
+                            rs.dest.addr,
+                            describe(&key),
+                            c.kind.name()
+                        ),
+                    );
+                }
+            }
+        }
 
         ok.then(|| Service {
             key,

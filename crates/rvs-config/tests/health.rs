@@ -433,6 +433,18 @@ fn service_health_errors() {
 }
 
 #[test]
+fn a_port_0_real_server_needs_a_check_port() {
+    one(
+        "[[service]]\nfwmark = 1\n[[service.check]]\ntype = \"tcp\"\n[[service.real_server]]\naddress = \"198.18.1.1\"\n",
+        2,
+        10,
+        "real server 198.18.1.1 of fwmark 1 has port 0, so its tcp check needs a port",
+    );
+    let ok = "[[service]]\nfwmark = 1\n[[service.check]]\ntype = \"tcp\"\nport = 80\n[[service.real_server]]\naddress = \"198.18.1.1\"\n";
+    assert!(parse(ok, "f").is_ok());
+}
+
+#[test]
 fn every_problem_is_reported() {
     let text = rs_check("type = \"http\"\ninterval = 0\nfall = 0\npath = \"x\"\nport = 70000");
     assert_eq!(errors(&text).len(), 4, "{:#?}", errors(&text));

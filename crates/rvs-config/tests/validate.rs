@@ -874,6 +874,10 @@ fn the_example_file_is_valid() {
         .iter()
         .all(|r| r.dest.fwd == FwdMethod::Masq));
     assert_eq!(c.services[1].key.protocol(), Protocol::Udp);
+    // Every demo real server is health-checked (HTTP for TCP, a datagram for UDP).
+    assert_eq!(tcp.health.checks[0].kind.name(), "http");
+    assert_eq!(c.services[1].health.checks[0].kind.name(), "udp");
+    assert!(tcp.health.fallback.is_none());
 }
 
 #[test]
