@@ -47,6 +47,7 @@ impl rvs_api::Control for DaemonControl {
     fn engine(&self) -> String {
         match self.engine {
             EngineKind::Proxy => "proxy",
+            EngineKind::Xdp => "xdp",
             EngineKind::None => "none",
         }
         .into()

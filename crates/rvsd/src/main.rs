@@ -13,6 +13,7 @@ mod config;
 mod health;
 mod http;
 mod server;
+mod xdp;
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -44,6 +45,13 @@ pub struct Args {
     /// The data path (without --config; a config file names its own).
     #[arg(long, value_enum, default_value_t = server::EngineKind::Proxy)]
     pub engine: server::EngineKind,
+    /// The interface the xdp engine is attached to (`--engine xdp`).
+    #[arg(long, value_name = "IF")]
+    pub interface: Option<String>,
+    /// The bpffs directory the xdp engine pins its maps in (connections
+    /// survive a restart through them).
+    #[arg(long, value_name = "DIR")]
+    pub xdp_pin_dir: Option<PathBuf>,
     /// Proxy engine worker threads (0 = one per CPU).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,

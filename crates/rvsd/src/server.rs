@@ -33,7 +33,7 @@ pub(crate) struct Shared {
     allowed_extra: Vec<String>,
     sysctls: rvs_conn::Sysctls,
     /// The data path, if any.
-    engine: Option<rvs_proxy::Engine>,
+    engine: Option<crate::xdp::DataPath>,
     /// Refuse requests the engine cannot carry instead of accepting them
     /// for ipvsadm compatibility.
     strict: bool,
@@ -125,6 +125,8 @@ fn interface(name: &str) -> Option<Interface> {
 pub enum EngineKind {
     /// The userspace TCP/UDP proxy (no privileges needed).
     Proxy,
+    /// The XDP data path on `--interface` (NAT, DR, tunnelling in the kernel).
+    Xdp,
     /// No data path: the table only, as a bare IPVS without traffic.
     None,
 }
@@ -158,12 +160,7 @@ pub fn run(args: Args) -> Result<(), String> {
     };
     let engine_kind =
         match &config {
-            Some(c) if c.engine == rvs_config::Engine::Xdp => {
-                return Err(format!(
-                "{}: engine = \"xdp\" is not available in this build yet; use engine = \"proxy\"",
-                args.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
-            ))
-            }
+            Some(c) if c.engine == rvs_config::Engine::Xdp => EngineKind::Xdp,
             Some(_) => EngineKind::Proxy,
             None => args.engine,
         };
@@ -241,7 +238,20 @@ pub fn run(args: Args) -> Result<(), String> {
             let e = rvs_proxy::Engine::start(director.clone(), ec, epoch)
                 .map_err(|e| format!("cannot start the proxy engine: {e}"))?;
             tracing::info!(workers = e.workers(), "proxy engine started");
-            Some(e)
+            Some(crate::xdp::DataPath::Proxy(e))
+        }
+        EngineKind::Xdp => {
+            let interface = config
+                .as_ref()
+                .and_then(|c| c.xdp.interface.clone())
+                .or_else(|| args.interface.clone())
+                .ok_or("the xdp engine needs an interface: --interface IF or [xdp] interface")?;
+            Some(crate::xdp::start(
+                director.clone(),
+                &interface,
+                args.xdp_pin_dir.as_deref(),
+                epoch,
+            )?)
         }
     };
     let shared = Arc::new(Mutex::new(Shared {
@@ -383,7 +393,7 @@ pub(crate) fn reload(shared: &Mutex<Shared>, now: Time) -> Result<String, String
             "reload refused: the engine changed ({changes:?}); restart rvsd for that"
         ));
     }
-    if let Some(e) = &s.engine {
+    if let Some(e) = s.engine.as_ref().and_then(|e| e.proxy()) {
         let o = crate::config::proxy_options(&new);
         e.check_options(&o)
             .map_err(|m| format!("reload refused: {m}"))?;
