@@ -334,3 +334,68 @@ fn unreadable_file_is_an_error() {
     assert!(out.stdout.is_empty());
     assert!(text(&out.stderr).contains("no-such-file.conf:0: error: file: cannot read"));
 }
+
+/// Every fixture cut short at each line and at many byte offsets, and with
+/// each line deleted in turn, still gives either valid rvs.toml and no
+/// error, or errors and no output; never a panic.
+#[test]
+fn damaged_files_give_errors_or_valid_output() {
+    use rvsctl::import::{import_text, Format, NoFiles};
+    let names = rvs_ipvsadm::NameDb::from_text(
+        &std::fs::read_to_string(data().join("hosts")).unwrap(),
+        &std::fs::read_to_string(data().join("services")).unwrap(),
+    );
+    let fixtures = [
+        (Format::Ldirectord, "ldirectord-web.cf"),
+        (Format::Ldirectord, "ldirectord-dr.cf"),
+        (Format::Ldirectord, "ldirectord-bad.cf"),
+        (Format::Keepalived, "keepalived-web.conf"),
+        (Format::Keepalived, "keepalived-bad.conf"),
+        (Format::Keepalived, "keepalived.d/dns.conf"),
+        (Format::Keepalived, "keepalived.d/misc.conf"),
+    ];
+    let mut runs = 0;
+    let mut accepted = 0;
+    for (format, file) in fixtures {
+        let full = std::fs::read_to_string(data().join(file)).unwrap();
+        let lines: Vec<&str> = full.lines().collect();
+        let mut variants: Vec<String> = Vec::new();
+        for n in 0..lines.len() {
+            variants.push(lines[..n].join("\n"));
+            let mut without = lines.clone();
+            without.remove(n);
+            variants.push(without.join("\n"));
+        }
+        for cut in (0..full.len()).step_by(13) {
+            if full.is_char_boundary(cut) {
+                variants.push(full[..cut].to_string());
+            }
+        }
+        for v in variants {
+            let out = import_text(format, &v, file, None, &NoFiles, &names);
+            runs += 1;
+            match &out.toml {
+                Some(t) => {
+                    accepted += 1;
+                    assert!(
+                        out.diags.errors.is_empty(),
+                        "{file}: {:?}",
+                        out.diags.errors
+                    );
+                    rvs_config::parse(t, "out.toml")
+                        .unwrap_or_else(|e| panic!("{file}: invalid output {e:?}\n{v}"));
+                }
+                None => assert!(
+                    !out.diags.errors.is_empty(),
+                    "{file}: no output, no error\n{v}"
+                ),
+            }
+        }
+    }
+    eprintln!("{runs} damaged variants, {accepted} imported");
+    // Both outcomes occur, so the invariant is exercised on each side.
+    assert!(
+        runs > 1000 && accepted > 100 && accepted < runs,
+        "{runs} {accepted}"
+    );
+}

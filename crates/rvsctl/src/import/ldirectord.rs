@@ -193,7 +193,6 @@ struct Parser<'a> {
     d: &'a mut Diags,
     global: Shared,
     fork: Option<At<bool>>,
-    checkcount: Option<At<u32>>,
     virtuals: Vec<Virtual>,
 }
 
@@ -205,7 +204,6 @@ pub fn import(text: &str, file: &str, names: &NameDb, d: &mut Diags) -> Imported
         d,
         global: Shared::default(),
         fork: None,
-        checkcount: None,
         virtuals: Vec::new(),
     };
     p.read(text);
@@ -369,12 +367,11 @@ impl Parser<'_> {
             return;
         }
         match name {
-            "checkcount" => match value.parse::<u32>() {
-                Ok(n) if n > 0 => self.checkcount = Some(self::at(n, at)),
-                _ => self
-                    .d
-                    .error(at, name, "checkcount must be a positive number"),
-            },
+            "checkcount" => self.d.warn(
+                at,
+                name,
+                "not imported: only used by ping checks, which rvs does not have",
+            ),
             "fork" => match yes_no(value) {
                 Some(b) => self.fork = Some(self::at(b, at)),
                 None => self.d.error(at, name, "fork must be yes or no"),
