@@ -13,6 +13,7 @@ mod config;
 mod health;
 mod http;
 mod server;
+mod sync;
 mod xdp;
 
 use clap::Parser;
@@ -84,6 +85,11 @@ pub struct Args {
     /// the token (reads are open anyway when --http is a loopback address).
     #[arg(long, requires = "http")]
     pub api_public_reads: bool,
+    /// Send connection-sync messages to this director by unicast instead
+    /// of to the multicast group (repeat for several); the backup then
+    /// listens on the sync port of every local address.
+    #[arg(long = "sync-peer", value_name = "ADDR")]
+    pub sync_peers: Vec<std::net::IpAddr>,
 }
 
 impl Args {

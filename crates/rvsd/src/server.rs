@@ -280,6 +280,8 @@ pub fn run(args: Args) -> Result<(), String> {
     if let Some(h) = http {
         h.start(shared.clone(), epoch, engine_kind)?;
     }
+    let director = lock(&shared).director.clone();
+    crate::sync::init(director, epoch, args.sync_peers.clone());
     let clients = Arc::new(AtomicUsize::new(0));
     for conn in listener.incoming() {
         let stream = match conn {
@@ -609,5 +611,6 @@ pub(crate) fn handle(shared: &Mutex<Shared>, req: &Request, now: Time) -> Respon
         };
     }
     s.sync_engine();
+    crate::sync::reconcile();
     resp
 }
