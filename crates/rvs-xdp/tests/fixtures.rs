@@ -608,3 +608,215 @@ fn bad_packets_get_a_safe_verdict() {
     // Nothing was counted as a connection but the TTL-1 SYN's entry.
     assert_eq!(f.dp.dest_stats(slot(4, M_DR)).unwrap().conns, 1);
 }
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// ns/packet: the kernel-measured time of single runs on a fresh copy of
+/// `frame` (the program rewrites frames, so `repeat` > 1 would measure
+/// other paths from the second run on), mean of 20,000, median of 5.
+fn ns_per_packet(f: &Fixture, frame: &[u8], _repeat: u32) -> f64 {
+    median(
+        (0..5)
+            .map(|_| {
+                let k = 20_000;
+                let total: f64 = (0..k)
+                    .map(|_| {
+                        f.dp.test_run(frame, f.ifindex, 1)
+                            .unwrap()
+                            .duration
+                            .as_nanos() as f64
+                    })
+                    .sum();
+                total / k as f64
+            })
+            .collect(),
+    )
+}
+
+/// The map's `memlock` from fdinfo divided by its capacity.
+fn bytes_per_entry(m: &str, entries: u64) -> f64 {
+    let out = sh(&format!("bpftool map show name {m}"));
+    let memlock: f64 = out
+        .split_whitespace()
+        .skip_while(|w| *w != "memlock")
+        .nth(1)
+        .and_then(|w| w.trim_end_matches('B').parse().ok())
+        .unwrap_or(f64::NAN);
+    memlock / entries as f64
+}
+
+/// The benchmark numbers for BENCHMARKS.md (`scripts/bench-xdp` runs it):
+/// BPF_PROG_TEST_RUN ns/packet for connection hits (DR, NAT, IPIP), a new
+/// flow, and traffic that is not for a VIP; bytes per connection entry.
+#[test]
+#[ignore]
+fn bench_test_run() {
+    let Some(f) = setup("bench") else { return };
+    let n = &nets()[0];
+    let cmac = mac(3);
+    let repeat = 1_000_000;
+    let mut rows = Vec::new();
+    for (name, port) in [
+        ("DR", M_DR),
+        ("NAT", M_NAT),
+        ("IPIP", M_IPIP),
+        ("GUE", M_GUE),
+    ] {
+        let syn = frame(
+            f.dmac,
+            cmac,
+            &n.client,
+            &n.vip,
+            64,
+            &L4::tcp(43000, port, SYN),
+        );
+        assert_eq!(f.run(&syn).0, XDP_TX);
+        let ack = frame(
+            f.dmac,
+            cmac,
+            &n.client,
+            &n.vip,
+            64,
+            &L4::tcp(43000, port, ACK),
+        );
+        assert_eq!(f.run(&ack).0, XDP_TX);
+        rows.push((
+            format!("TCP connection hit, {name}"),
+            ns_per_packet(&f, &ack, repeat),
+        ));
+    }
+    let udp = frame(f.dmac, cmac, &n.client, &n.vip, 64, &L4::udp(43001, M_DR));
+    assert_eq!(f.run(&udp).0, XDP_TX);
+    rows.push((
+        "UDP connection hit, DR".into(),
+        ns_per_packet(&f, &udp, repeat),
+    ));
+    let other: IpAddr = "198.18.0.99".parse().unwrap();
+    let not_vip = frame(
+        f.dmac,
+        cmac,
+        &n.client,
+        &other,
+        64,
+        &L4::tcp(43000, 80, ACK),
+    );
+    rows.push((
+        "TCP not for a VIP (PASS)".into(),
+        ns_per_packet(&f, &not_vip, repeat),
+    ));
+    let arp = {
+        let mut a = vec![0u8; 60];
+        a[12] = 8;
+        a[13] = 6;
+        a
+    };
+    rows.push(("not IP (PASS)".into(), ns_per_packet(&f, &arp, repeat)));
+    // New flows: a SYN from a new client port each run (rr ring, entry insert).
+    let mut new = Vec::new();
+    for round in 0..5 {
+        let mut total = 0f64;
+        let k = 20_000u32;
+        for i in 0..k {
+            let port = 1024 + ((round * k + i) % 60000) as u16;
+            let c: IpAddr = format!("198.18.{}.{}", 100 + round, 1 + i / 60000)
+                .parse()
+                .unwrap();
+            let syn = frame(f.dmac, cmac, &c, &n.vip, 64, &L4::tcp(port, M_DR, SYN));
+            total +=
+                f.dp.test_run(&syn, f.ifindex, 1)
+                    .unwrap()
+                    .duration
+                    .as_nanos() as f64;
+        }
+        new.push(total / k as f64);
+    }
+    rows.push((
+        "TCP new flow, DR (rr ring + LRU insert)".into(),
+        median(new),
+    ));
+    println!("| case | ns/packet |");
+    println!("|---|---|");
+    for (c, v) in &rows {
+        println!("| {c} | {v:.0} |");
+    }
+    println!();
+    println!(
+        "conn-table bytes/entry: IPv4 {:.1}, IPv6 {:.1} (memlock / max_entries; NAT adds a reply entry: IPv4 {:.1})",
+        bytes_per_entry("rvs_conn4", 1 << 20),
+        bytes_per_entry("rvs_conn6", 1 << 18),
+        bytes_per_entry("rvs_nat4", 1 << 20)
+    );
+}
+
+/// Time for the engine to apply 10,000 real servers (one rr service; the
+/// director already holds them): `Engine::sync` end to end, maps written
+/// with batch updates.
+#[test]
+#[ignore]
+fn bench_apply_10k_real_servers() {
+    use rvs_core::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey};
+    use rvs_ctl::Request;
+    let Some(f) = setup("apply") else { return };
+    let opts = rvs_director::DirectorOptions {
+        schedulers: Box::new(rvs_sched::new_scheduler),
+        interfaces: Box::new(|_| None),
+        local_broadcast: Box::new(|_| false),
+        sysctls: Default::default(),
+        conn_seed: 1,
+    };
+    let d = std::sync::Arc::new(std::sync::Mutex::new(rvs_director::Director::new(opts)));
+    let key = ServiceKey::Addr {
+        proto: Protocol::Tcp,
+        addr: "198.18.0.10".parse().unwrap(),
+        port: 80,
+    };
+    let mut cfg = ServiceConfig::defaults(rvs_core::Af::Inet);
+    cfg.scheduler = "rr".into();
+    let t0 = std::time::Instant::now();
+    {
+        let mut dd = d.lock().unwrap();
+        let r = dd.apply(&Request::AddService { key, config: cfg }, 0);
+        assert_eq!(r, rvs_ctl::Response::Ok);
+        for i in 0..10_000u32 {
+            let mut dc = DestConfig::new(
+                format!("198.19.{}.{}", i / 250, 1 + i % 250)
+                    .parse()
+                    .unwrap(),
+                80,
+            );
+            dc.fwd = FwdMethod::Route;
+            let r = dd.apply(
+                &Request::AddDest {
+                    service: key,
+                    dest: dc,
+                },
+                0,
+            );
+            assert_eq!(r, rvs_ctl::Response::Ok);
+        }
+    }
+    let table = t0.elapsed();
+    let mut o = rvs_xdp::XdpOptions::new("fx0");
+    o.pin_dir = f.dp.pin_dir().join("engine");
+    o.mode = rvs_xdp::AttachMode::Generic;
+    let e = rvs_xdp::Engine::start(d.clone(), o, std::time::Instant::now()).unwrap();
+    let t1 = std::time::Instant::now();
+    let problems = e.sync();
+    let sync = t1.elapsed();
+    assert!(problems.is_empty(), "{problems:?}");
+    // The program now schedules from a 10,000-slot ring.
+    let t2 = std::time::Instant::now();
+    e.sync();
+    let resync = t2.elapsed();
+    println!(
+        "10,000 real servers: director table {:.1} ms; engine sync (first) {:.1} ms; re-sync {:.1} ms",
+        table.as_secs_f64() * 1e3,
+        sync.as_secs_f64() * 1e3,
+        resync.as_secs_f64() * 1e3
+    );
+    e.datapath().unpin();
+    drop(e);
+}
