@@ -345,20 +345,39 @@ fn the_status_page_shows_services_moving_charts_and_a_drained_server() {
     let t_start = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let hport = free_port();
-    let d = Rvsd::start(dir.path(), &["--http", &format!("127.0.0.1:{hport}")]);
     let (rs1, rs2, rs3) = (real_server(30_000), real_server(30_000), real_server(100));
+    // Nobody listens there: its health check fails and it is quiesced.
+    let dead = free_port();
     let (v1, v2) = (free_port(), free_port());
     let (vip1, vip2) = (format!("127.0.0.1:{v1}"), format!("127.0.0.1:{v2}"));
     let (svc1, svc2) = (format!("TCP {vip1}"), format!("TCP {vip2}"));
-    rvsadm(&d, &["-A", "-t", &vip1, "-s", "rr"]);
-    for rs in [rs1, rs2] {
-        let r = format!("127.0.0.1:{rs}");
-        rvsadm(&d, &["-a", "-t", &vip1, "-r", &r, "-m", "-w", "1"]);
-    }
-    rvsadm(&d, &["-A", "-t", &vip2, "-s", "wlc"]);
-    rvsadm(
-        &d,
-        &["-a", "-t", &vip2, "-r", &format!("127.0.0.1:{rs3}"), "-m"],
+    let config = dir.path().join("rvs.toml");
+    let check =
+        "[[service.check]]\ntype = \"tcp\"\ninterval = 0.5\ntimeout = 0.4\nfall = 1\nrise = 1\n";
+    let rs = |p: u16| {
+        format!("[[service.real_server]]\naddress = \"127.0.0.1:{p}\"\nmethod = \"masq\"\n")
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "engine = \"proxy\"\n[proxy]\nworkers = 2\n\n\
+             [[service]]\ntcp = \"{vip1}\"\nscheduler = \"rr\"\n{check}{}{}\n\
+             [[service]]\ntcp = \"{vip2}\"\nscheduler = \"wlc\"\n{check}{}{}",
+            rs(rs1),
+            rs(rs2),
+            rs(rs3),
+            rs(dead)
+        ),
+    )
+    .unwrap();
+    let d = Rvsd::start(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--http",
+            &format!("127.0.0.1:{hport}"),
+        ],
     );
     let t0 = Instant::now();
     while !exchange(v1, 10) {
@@ -400,7 +419,11 @@ fn the_status_page_shows_services_moving_charts_and_a_drained_server() {
     let mut want1 = vec![format!("127.0.0.1:{rs1}"), format!("127.0.0.1:{rs2}")];
     want1.sort();
     assert_eq!(rs_1, want1);
-    assert_eq!(rs_of(&svc2), [format!("127.0.0.1:{rs3}")]);
+    let mut rs_2 = rs_of(&svc2);
+    rs_2.sort();
+    let mut want2 = vec![format!("127.0.0.1:{rs3}"), format!("127.0.0.1:{dead}")];
+    want2.sort();
+    assert_eq!(rs_2, want2);
 
     // The busy service's connection chart shows traffic, and changes.
     let busy = chart_js(&svc1, "connections");
@@ -426,30 +449,52 @@ fn the_status_page_shows_services_moving_charts_and_a_drained_server() {
     // Drain one real server: the page says so in words.
     let drained = format!("127.0.0.1:{rs1}");
     rvsadm(&d, &["-e", "-t", &vip1, "-r", &drained, "-m", "-w", "0"]);
-    let row = |rs: &str| {
+    let row = |svc: &str, rs: &str| {
         format!(
-            "const r = document.querySelector('section.service[data-service=\"{svc1}\"] \
+            "const r = document.querySelector('section.service[data-service=\"{svc}\"] \
              tr[data-rs=\"{rs}\"]');
              return r ? {{status: r.dataset.status, text: r.querySelector('td.status').textContent,
-                          weight: r.querySelector('td.weight').textContent}} : null;"
+                          weight: r.querySelector('td.weight').textContent,
+                          health: r.querySelector('td.health').textContent}} : null;"
         )
     };
     let v = b.wait_for(
         "the drained server shown as drained",
         10,
-        &row(&drained),
+        &row(&svc1, &drained),
         |v| v["status"] == "drained",
     );
     assert!(v["text"].as_str().unwrap().contains("DRAINED"), "{v}");
     assert_eq!(v["weight"], "0");
-    let other = b.eval(&row(&format!("127.0.0.1:{rs2}")));
+    let other = b.eval(&row(&svc1, &format!("127.0.0.1:{rs2}")));
     assert_eq!(other["status"], "active", "{other}");
     assert!(
         other["text"].as_str().unwrap().contains("ACTIVE"),
         "{other}"
     );
+    // Health: the checked servers are UP; the dead one is DOWN, quiesced.
+    assert!(
+        other["health"].as_str().unwrap().starts_with("UP"),
+        "{other}"
+    );
+    let down = b.wait_for(
+        "the dead server shown as down",
+        10,
+        &row(&svc2, &format!("127.0.0.1:{dead}")),
+        |v| v["status"] == "down",
+    );
+    let text = down["text"].as_str().unwrap();
+    assert!(text.contains("DOWN") && text.contains("DRAINED"), "{down}");
+    assert!(
+        down["health"].as_str().unwrap().starts_with("DOWN"),
+        "{down}"
+    );
     let summary = b.eval("return document.getElementById('summary').textContent;");
-    assert!(summary.as_str().unwrap().contains("1 drained"), "{summary}");
+    let summary = summary.as_str().unwrap();
+    assert!(
+        summary.contains("1 drained") && summary.contains("1 down"),
+        "{summary}"
+    );
 
     if let Ok(path) = std::env::var("RVS_SCREENSHOT") {
         // Half a minute more of traffic after the drain, on the 1-minute range.
