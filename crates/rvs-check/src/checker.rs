@@ -65,7 +65,15 @@ pub async fn connect_tcp(target: SocketAddr, source: Option<SocketAddr>) -> io::
         }
         sock.bind(src)?;
     }
-    sock.connect(target).await
+    let stream = sock.connect(target).await?;
+    // A real server on a local port nobody listens on can "answer" a
+    // connect when the kernel happens to pick that very port as the
+    // ephemeral source: TCP simultaneous open connects the socket to
+    // itself. Nothing is listening, so that is a refusal.
+    if stream.local_addr()? == stream.peer_addr()? {
+        return Err(io::Error::from(io::ErrorKind::ConnectionRefused));
+    }
+    Ok(stream)
 }
 
 /// A UDP socket connected to `target`, bound to `source` when given, so that
@@ -78,5 +86,37 @@ pub async fn connect_udp(target: SocketAddr, source: Option<SocketAddr>) -> io::
     };
     let sock = UdpSocket::bind(local).await?;
     sock.connect(target).await?;
+    // Connected to itself (see `connect_tcp`): its own datagram would come
+    // back as the "reply".
+    if sock.local_addr()? == target {
+        return Err(io::Error::from(io::ErrorKind::ConnectionRefused));
+    }
     Ok(sock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    #[tokio::test]
+    async fn a_socket_connected_to_itself_is_a_refusal() {
+        let p = free_port();
+        let me = SocketAddr::from(([127, 0, 0, 1], p));
+        // Source and target the same: TCP simultaneous open would connect.
+        let e = connect_tcp(me, Some(me)).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+        let e = connect_udp(me, Some(me)).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+        // A real listener still connects.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        assert!(connect_tcp(l.local_addr().unwrap(), None).await.is_ok());
+    }
 }
