@@ -145,13 +145,7 @@ async fn run(state: Arc<Mutex<HealthState>>, epoch: Instant, apply: Apply, wake:
             let t = now();
             let mut notices = st.monitor.expire(t);
             while let Ok(d) = rx.try_recv() {
-                notices.extend(st.monitor.finish(
-                    &d.run.server,
-                    d.run.check,
-                    d.run.token,
-                    now(),
-                    d.result,
-                ));
+                notices.extend(st.monitor.finish(&d.run, now(), d.result));
             }
             let runs = st.monitor.start_due(t);
             if runs.len() < cache.len() / 2 && cache.len() > 64 {
@@ -192,9 +186,9 @@ async fn run(state: Arc<Mutex<HealthState>>, epoch: Instant, apply: Apply, wake:
             _ = tokio::time::sleep(sleep) => {}
             Some(d) = rx.recv() => {
                 let mut st = lock(&state);
-                let mut notices = st.monitor.finish(&d.run.server, d.run.check, d.run.token, now(), d.result);
+                let mut notices = st.monitor.finish(&d.run, now(), d.result);
                 while let Ok(d) = rx.try_recv() {
-                    notices.extend(st.monitor.finish(&d.run.server, d.run.check, d.run.token, now(), d.result));
+                    notices.extend(st.monitor.finish(&d.run, now(), d.result));
                 }
                 report(&st.monitor, &notices);
                 let reqs = st.sync();

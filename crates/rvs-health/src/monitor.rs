@@ -22,7 +22,8 @@
 use rvs_check::{CheckResult, CheckState, CheckTiming, Event, Health, ServerChecks, Transition};
 use rvs_config::{Check, Config, InitialState, OnFailure, RealServer, Service};
 use rvs_core::{ServiceKey, Time};
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -63,6 +64,10 @@ pub struct Run {
     pub check: usize,
     /// Pass back to [`Monitor::finish`].
     pub token: u64,
+    /// The check's identity across reloads (a reload may move it to
+    /// another index, or drop it; its result then goes to the right check
+    /// or nowhere).
+    pub uid: u64,
     /// When the run counts as a timeout.
     pub deadline: Time,
 }
@@ -99,9 +104,14 @@ pub enum Notice {
 /// One checked real server.
 #[derive(Debug, Clone)]
 struct Entry {
+    id: ServerId,
     checks: ServerChecks,
+    /// The time of this server's live entry in the timer heap.
+    scheduled: Option<Time>,
     /// The check tables, in the order of `checks`.
     specs: Vec<Check>,
+    /// Each check's identity (see [`Run::uid`]).
+    uids: Vec<u64>,
     /// When the server last changed state (or was first seen).
     since: Time,
     /// The last run's duration of each check, ms.
@@ -150,9 +160,14 @@ pub struct ReloadSummary {
 #[derive(Debug, Clone)]
 pub struct Monitor {
     config: Config,
-    servers: HashMap<ServerId, Entry>,
-    /// The checked servers in configuration order.
-    order: Vec<ServerId>,
+    /// The checked servers, in configuration order.
+    servers: Vec<Entry>,
+    index: HashMap<ServerId, usize>,
+    /// When each server needs attention next (`(time, index)`; an entry
+    /// whose time is not its server's `scheduled` is stale and skipped), so
+    /// a wakeup costs O(log n) rather than a walk over every server.
+    timers: BinaryHeap<Reverse<(Time, usize)>>,
+    next_uid: u64,
     /// Quorum state per service (`true`: up).
     quorum: HashMap<ServiceKey, bool>,
     dirty: bool,
@@ -193,8 +208,10 @@ impl Monitor {
     pub fn new(config: Config, now: Time) -> Self {
         let mut m = Monitor {
             config: Config::default(),
-            servers: HashMap::new(),
-            order: Vec::new(),
+            servers: Vec::new(),
+            index: HashMap::new(),
+            timers: BinaryHeap::new(),
+            next_uid: 0,
             quorum: HashMap::new(),
             dirty: true,
         };
@@ -216,8 +233,11 @@ impl Monitor {
     /// marked dirty when it does.
     pub fn reload(&mut self, config: Config, now: Time) -> ReloadSummary {
         let before = self.effective();
-        let mut old = std::mem::take(&mut self.servers);
-        self.order.clear();
+        let old_servers = std::mem::take(&mut self.servers);
+        let mut old: HashMap<ServerId, Entry> =
+            old_servers.into_iter().map(|e| (e.id, e)).collect();
+        self.index.clear();
+        self.timers.clear();
         let mut summary = ReloadSummary::default();
         for s in &config.services {
             for rs in &s.real_servers {
@@ -227,7 +247,7 @@ impl Monitor {
                 }
                 let id = ServerId::of(s, rs);
                 let prev = old.remove(&id);
-                let (mut kept_states, kept_specs, since) = match prev {
+                let (mut kept_states, kept_specs, kept_uids, since) = match prev {
                     Some(e) => {
                         let since = e.since;
                         (
@@ -237,26 +257,31 @@ impl Monitor {
                                 .map(Some)
                                 .collect::<Vec<_>>(),
                             e.specs,
+                            e.uids,
                             Some(since),
                         )
                     }
-                    None => (Vec::new(), Vec::new(), None),
+                    None => (Vec::new(), Vec::new(), Vec::new(), None),
                 };
                 let mut states = Vec::with_capacity(specs.len());
+                let mut uids = Vec::with_capacity(specs.len());
                 for (i, spec) in specs.iter().enumerate() {
                     let reuse = kept_specs
                         .iter()
                         .enumerate()
                         .find(|(j, k)| *k == spec && kept_states[*j].is_some())
                         .map(|(j, _)| j);
-                    match reuse.and_then(|j| kept_states[j].take()) {
-                        Some(st) => {
+                    match reuse.and_then(|j| Some((j, kept_states[j].take()?))) {
+                        Some((j, st)) => {
                             summary.kept += 1;
                             states.push(st);
+                            uids.push(kept_uids[j]);
                         }
                         None => {
                             summary.fresh += 1;
                             states.push(fresh_check(&id, i, spec, s.health.initial, now));
+                            uids.push(self.next_uid);
+                            self.next_uid += 1;
                         }
                     }
                 }
@@ -264,20 +289,23 @@ impl Monitor {
                 let n = specs.len();
                 let server_initial = health_of(s.health.initial);
                 let checks = ServerChecks::from_checks(states, server_initial);
-                self.order.push(id);
-                self.servers.insert(
+                self.index.insert(id, self.servers.len());
+                self.servers.push(Entry {
                     id,
-                    Entry {
-                        checks,
-                        specs: specs.to_vec(),
-                        since: since.unwrap_or(now),
-                        durations: vec![None; n],
-                        started: vec![None; n],
-                    },
-                );
+                    checks,
+                    scheduled: None,
+                    specs: specs.to_vec(),
+                    uids,
+                    since: since.unwrap_or(now),
+                    durations: vec![None; n],
+                    started: vec![None; n],
+                });
             }
         }
         summary.dropped += old.values().map(|e| e.specs.len()).sum::<usize>();
+        for i in 0..self.servers.len() {
+            self.schedule(i);
+        }
         self.config = config;
         let old_quorum = std::mem::take(&mut self.quorum);
         for s in &self.config.services {
@@ -296,35 +324,63 @@ impl Monitor {
 
     /// When the driver must act next (`None`: nothing is checked).
     pub fn next_wakeup(&self) -> Option<Time> {
-        self.servers
-            .values()
-            .filter_map(|e| e.checks.next_wakeup())
-            .min()
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Puts server `i`'s next wakeup in the timer heap, unless its live
+    /// entry already has that time.
+    fn schedule(&mut self, i: usize) {
+        let e = &mut self.servers[i];
+        let next = e.checks.next_wakeup();
+        if next != e.scheduled {
+            e.scheduled = next;
+            if let Some(t) = next {
+                self.timers.push(Reverse((t, i)));
+            }
+        }
+    }
+
+    /// Takes the servers whose live timer is due at `now` off the heap
+    /// (they must be rescheduled after being dealt with).
+    fn pop_due(&mut self, now: Time) -> Vec<usize> {
+        let mut due = Vec::new();
+        while let Some(&Reverse((t, i))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let e = &mut self.servers[i];
+            if e.scheduled == Some(t) {
+                e.scheduled = None;
+                due.push(i);
+            }
+        }
+        due
     }
 
     /// Starts every due run.
     pub fn start_due(&mut self, now: Time) -> Vec<Run> {
         let mut runs = Vec::new();
-        for id in &self.order {
-            let Some(e) = self.servers.get_mut(id) else {
-                continue;
-            };
+        for i in self.pop_due(now) {
+            let e = &mut self.servers[i];
             for (check, token, deadline) in e.checks.start_due(now) {
                 e.started[check] = Some(now);
                 runs.push(Run {
-                    server: *id,
+                    server: e.id,
                     check,
                     token,
+                    uid: e.uids[check],
                     deadline,
                 });
             }
+            self.schedule(i);
         }
         runs
     }
 
     /// The check table behind a run.
     pub fn spec(&self, server: &ServerId, check: usize) -> Option<&Check> {
-        self.servers.get(server)?.specs.get(check)
+        self.entry(server)?.specs.get(check)
     }
 
     /// The service and real server a [`ServerId`] names.
@@ -336,45 +392,48 @@ impl Monitor {
 
     /// Records a result. Results of runs that expired, or of checks a
     /// reload replaced, are ignored.
-    pub fn finish(
-        &mut self,
-        server: &ServerId,
-        check: usize,
-        token: u64,
-        now: Time,
-        result: CheckResult,
-    ) -> Vec<Notice> {
-        let Some(e) = self.servers.get_mut(server) else {
+    pub fn finish(&mut self, run: &Run, now: Time, result: CheckResult) -> Vec<Notice> {
+        let server = &run.server;
+        let Some(&i) = self.index.get(server) else {
             return Vec::new();
         };
+        let e = &mut self.servers[i];
+        let Some(check) = e.uids.iter().position(|u| *u == run.uid) else {
+            return Vec::new();
+        };
+        let token = run.token;
         if let Some(Some(start)) = e.started.get(check).copied() {
             if e.checks.checks().get(check).is_some_and(|c| c.is_running()) {
                 e.durations[check] = Some(now.saturating_sub(start));
             }
         }
         let events = e.checks.finish(check, token, now, result);
+        self.schedule(i);
         self.after(*server, events, now)
     }
 
     /// Turns runs past their deadline into timeout failures.
     pub fn expire(&mut self, now: Time) -> Vec<Notice> {
-        let ids = self.order.clone();
         let mut out = Vec::new();
-        for id in ids {
-            let Some(e) = self.servers.get_mut(&id) else {
-                continue;
-            };
+        for i in self.pop_due(now) {
+            let e = &mut self.servers[i];
             let events = e.checks.expire(now);
             if !events.is_empty() {
-                for (i, c) in e.checks.checks().iter().enumerate() {
-                    if !c.is_running() && e.started[i].is_some() && e.durations[i].is_none() {
-                        e.durations[i] = Some(c.timing().timeout);
+                for (k, c) in e.checks.checks().iter().enumerate() {
+                    if !c.is_running() && e.started[k].is_some() && e.durations[k].is_none() {
+                        e.durations[k] = Some(c.timing().timeout);
                     }
                 }
             }
+            let id = e.id;
+            self.schedule(i);
             out.extend(self.after(id, events, now));
         }
         out
+    }
+
+    fn entry(&self, id: &ServerId) -> Option<&Entry> {
+        self.index.get(id).map(|&i| &self.servers[i])
     }
 
     fn after(&mut self, id: ServerId, events: Vec<Event>, now: Time) -> Vec<Notice> {
@@ -388,8 +447,8 @@ impl Monitor {
                     transition,
                 }),
                 Event::Server(transition) => {
-                    if let Some(e) = self.servers.get_mut(&id) {
-                        e.since = transition.at;
+                    if let Some(&i) = self.index.get(&id) {
+                        self.servers[i].since = transition.at;
                     }
                     pool_changed = true;
                     out.push(Notice::Server {
@@ -430,7 +489,7 @@ impl Monitor {
 
     /// A real server's state: `None` when it has no checks.
     pub fn health(&self, server: &ServerId) -> Option<Health> {
-        self.servers.get(server).map(|e| e.checks.health())
+        self.entry(server).map(|e| e.checks.health())
     }
 
     /// Whether a service has quorum.
@@ -441,8 +500,7 @@ impl Monitor {
     /// The weight a live real server gets: the checks' weight, else the
     /// configured one.
     fn live_dest_weight(&self, s: &Service, rs: &RealServer) -> i32 {
-        self.servers
-            .get(&ServerId::of(s, rs))
+        self.entry(&ServerId::of(s, rs))
             .and_then(|e| e.checks.weight())
             .unwrap_or(rs.dest.weight)
     }
@@ -495,11 +553,10 @@ impl Monitor {
 
     /// Every checked real server, in configuration order.
     pub fn status(&self) -> Vec<ServerStatus> {
-        self.order
+        self.servers
             .iter()
-            .filter_map(|id| Some((id, self.servers.get(id)?)))
-            .map(|(id, e)| ServerStatus {
-                server: *id,
+            .map(|e| ServerStatus {
+                server: e.id,
                 health: e.checks.health(),
                 since: e.since,
                 weight: e.checks.weight(),
@@ -523,7 +580,7 @@ impl Monitor {
 
     /// Number of checks monitored.
     pub fn check_count(&self) -> usize {
-        self.servers.values().map(|e| e.specs.len()).sum()
+        self.servers.iter().map(|e| e.specs.len()).sum()
     }
 }
 

@@ -37,7 +37,7 @@ fn drive(
     while now <= until {
         out.extend(m.expire(now));
         for r in m.start_due(now) {
-            out.extend(m.finish(&r.server, r.check, r.token, now + 1, verdict(&r.server)));
+            out.extend(m.finish(&r, now + 1, verdict(&r.server)));
         }
         match m.next_wakeup() {
             Some(t) if t > now => now = t,
@@ -188,7 +188,7 @@ fn a_single_failure_below_fall_changes_nothing() {
             } else {
                 CheckResult::pass()
             };
-            let n = m.finish(&r.server, r.check, r.token, now, res);
+            let n = m.finish(&r, now, res);
             assert!(
                 !n.iter().any(|n| matches!(n, Notice::Server { .. })),
                 "{n:?}"
@@ -214,7 +214,7 @@ fn a_run_past_its_deadline_is_a_timeout() {
         notices.extend(m.expire(now));
         for r in m.start_due(now) {
             if r.server != a {
-                m.finish(&r.server, r.check, r.token, now, CheckResult::pass());
+                m.finish(&r, now, CheckResult::pass());
             } // a's runs never answer
         }
         now = m.next_wakeup().unwrap().max(now + 1);
@@ -519,4 +519,39 @@ fn first_runs_are_spread_over_the_interval() {
     for (i, n) in slots.iter().enumerate() {
         assert!((50..=150).contains(n), "slot {i}: {n} of 1000 ({slots:?})");
     }
+}
+
+#[test]
+fn a_result_in_flight_across_a_reload_reaches_its_own_check() {
+    let two = |first: &str, second: &str| {
+        format!(
+            "[[service]]\ntcp = \"198.18.0.1:80\"\n[[service.real_server]]\naddress = \"198.18.1.1:80\"\n\
+             [[service.real_server.check]]\n{first}\ninterval = 1\ntimeout = 1\nfall = 1\n\
+             [[service.real_server.check]]\n{second}\ninterval = 1\ntimeout = 1\nfall = 1\n"
+        )
+    };
+    let tcp = "type = \"tcp\"";
+    let http = "type = \"http\"";
+    let mut m = Monitor::new(cfg(&two(tcp, http)), 0);
+    // Start both checks' first runs.
+    let mut runs = Vec::new();
+    let mut now = 0;
+    while runs.len() < 2 {
+        runs.extend(m.start_due(now));
+        now += 1;
+    }
+    // Swap the two checks: both keep their state (and their runs).
+    let s = m.reload(cfg(&two(http, tcp)), now);
+    assert_eq!((s.kept, s.fresh), (2, 0));
+    // The tcp run fails: the tcp check (now second) goes down, not http.
+    let tcp_run = runs.iter().find(|r| r.check == 0).unwrap();
+    m.finish(tcp_run, now, refused());
+    let st = &m.status()[0];
+    assert_eq!(st.checks[0].spec.kind.name(), "http");
+    assert_eq!(st.checks[0].health, Health::Up);
+    assert_eq!(st.checks[1].health, Health::Down);
+    // A run of a check a reload dropped goes nowhere.
+    let http_run = runs.iter().find(|r| r.check == 1).unwrap().clone();
+    m.reload(cfg(&two(tcp, "type = \"udp\"")), now);
+    assert!(m.finish(&http_run, now, refused()).is_empty());
 }
