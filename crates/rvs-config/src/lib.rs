@@ -9,7 +9,8 @@
 //! [`diff`] and [`engine_changes`] compute what a reload (SIGHUP) must do
 //! while keeping everything that did not change; [`to_toml`] writes a
 //! configuration back; [`from_rules`] and [`to_rules`] convert from and to
-//! the `ipvsadm -S` rule format. The schema is documented in
+//! the `ipvsadm -S` rule format; the `[[vrrp]]` failover instances are
+//! read into [`VrrpInstance`]s for `rvs-vrrp`. The schema is documented in
 //! `docs/config.md`.
 
 mod addr;
@@ -19,6 +20,7 @@ mod health;
 mod model;
 mod parse;
 mod rules;
+mod vrrp;
 mod write;
 
 pub use addr::{format_endpoint, parse_endpoint};
@@ -31,6 +33,7 @@ pub use parse::{
     PLACEHOLDERS, QUERY_TYPES,
 };
 pub use rules::{from_rules, from_rules_with, to_rules};
+pub use vrrp::*;
 pub use write::to_toml;
 
 /// Reads and parses a file; I/O errors are reported at line 1, column 1.

@@ -210,6 +210,8 @@ pub struct Config {
     pub sysctl: Sysctl,
     /// In declaration order, which is the order they are added in.
     pub services: Vec<Service>,
+    /// Failover instances (`[[vrrp]]`), in declaration order.
+    pub vrrp: Vec<crate::vrrp::VrrpInstance>,
 }
 
 impl Config {

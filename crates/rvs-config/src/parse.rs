@@ -29,6 +29,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 mod check;
+mod vrrp;
 pub use check::{dns_name_ok, PLACEHOLDERS, QUERY_TYPES};
 
 type Val<'i> = Spanned<DeValue<'i>>;
@@ -50,6 +51,7 @@ const TOP_KEYS: &[&str] = &[
     "timeouts",
     "sysctl",
     "service",
+    "vrrp",
 ];
 const PROXY_KEYS: &[&str] = &["workers", "connect_timeout"];
 const XDP_KEYS: &[&str] = &["interface"];
@@ -401,6 +403,9 @@ impl Reader<'_> {
                     cfg.services.push(s);
                 }
             }
+        }
+        if let Some(v) = top.get("vrrp") {
+            cfg.vrrp = self.vrrp(v);
         }
         cfg
     }

@@ -13,7 +13,7 @@ use std::fmt::Write;
 use std::net::Ipv4Addr;
 
 /// A TOML basic string.
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -91,6 +91,7 @@ pub fn to_toml(c: &Config) -> String {
     for s in &c.services {
         service(&mut o, s);
     }
+    crate::vrrp::write_vrrp(&mut o, &c.vrrp);
     o
 }
 
