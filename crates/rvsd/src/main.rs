@@ -10,6 +10,7 @@
 //! take the same path as the control socket's.
 
 mod config;
+mod failover;
 mod health;
 mod http;
 mod server;

@@ -274,6 +274,9 @@ pub fn run(args: Args) -> Result<(), String> {
         let driver = crate::health::start(h, shared.clone(), epoch)?;
         lock(&shared).health_driver = Some(driver);
     }
+    if let Some(c) = &lock(&shared).config {
+        crate::failover::start(&c.vrrp, &args.state_dir)?;
+    }
     tracing::info!(socket = %args.socket.display(), "listening");
     spawn_ticker(director, epoch, http.as_ref().map(|h| h.history()));
     spawn_signal_handler(args.socket.clone(), shared.clone(), epoch)?;
@@ -419,6 +422,7 @@ pub(crate) fn reload(shared: &Mutex<Shared>, now: Time) -> Result<String, String
         }
     }
     s.persist();
+    let vrrp = crate::failover::reload(&new.vrrp);
     s.config = Some(new);
     s.sync_engine();
     if let Some(d) = &s.health_driver {
@@ -431,7 +435,7 @@ pub(crate) fn reload(shared: &Mutex<Shared>, now: Time) -> Result<String, String
         )
     });
     Ok(format!(
-        "{}: reloaded, {} table changes{checks}",
+        "{}: reloaded, {} table changes{checks}{vrrp}",
         path.display(),
         reqs.len()
     ))
@@ -517,6 +521,7 @@ fn spawn_signal_handler(
                     continue;
                 }
                 tracing::info!(signal = sig, "shutting down");
+                crate::failover::shutdown();
                 let _ = std::fs::remove_file(&socket);
                 std::process::exit(0);
             }
