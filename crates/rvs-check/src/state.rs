@@ -213,7 +213,8 @@ pub struct Transition {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Running {
     token: u64,
-    started: Time,
+    /// When the run was due (it may start a little later).
+    due: Time,
     deadline: Time,
 }
 
@@ -300,7 +301,7 @@ impl CheckState {
         let deadline = now + self.timing.timeout;
         self.running = Some(Running {
             token,
-            started: now,
+            due: self.next_due,
             deadline,
         });
         Some((token, deadline))
@@ -312,9 +313,11 @@ impl CheckState {
     pub fn finish(&mut self, token: u64, now: Time, result: CheckResult) -> Option<Transition> {
         let run = self.running.filter(|r| r.token == token)?;
         self.running = None;
-        // Keep the phase: the next run starts one interval after this one
-        // started, so the jitter spread survives slow checks.
-        let mut next = run.started + self.timing.interval;
+        // Keep the phase: the next run is due one interval after this one
+        // was due (not after it started, which is a little later each time
+        // the driver wakes late): the jitter spread survives slow checks
+        // and late wakeups, and servers do not drift into clumps.
+        let mut next = run.due + self.timing.interval;
         if next < now {
             let behind = (now - next).div_ceil(self.timing.interval);
             next += behind * self.timing.interval;
@@ -535,6 +538,18 @@ mod tests {
 
     fn timing(interval: Time, timeout: Time, fall: u32, rise: u32) -> CheckTiming {
         CheckTiming::new(interval, timeout, fall, rise).unwrap()
+    }
+
+    #[test]
+    fn a_late_start_does_not_shift_the_schedule() {
+        let mut c = CheckState::new(timing(1000, 500, 3, 2), Health::Up, 7, 0);
+        let due = c.next_wakeup();
+        // The driver wakes 30 ms late, four times in a row: the phase holds.
+        for k in 0..4 {
+            let (tok, _) = c.start(due + k * 1000 + 30).unwrap();
+            c.finish(tok, due + k * 1000 + 40, CheckResult::pass());
+            assert_eq!(c.next_wakeup(), due + (k + 1) * 1000);
+        }
     }
 
     #[test]

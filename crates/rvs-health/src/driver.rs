@@ -138,6 +138,7 @@ fn checker_for(m: &Monitor, run: &Run, cache: &mut Cache) -> Result<Arc<dyn Chec
 async fn run(state: Arc<Mutex<HealthState>>, epoch: Instant, apply: Apply, wake: Arc<Notify>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Done>();
     let mut cache: Cache = HashMap::new();
+    let mut generation = 0;
     let now = || epoch.elapsed().as_millis() as Time;
     loop {
         let next = {
@@ -148,10 +149,11 @@ async fn run(state: Arc<Mutex<HealthState>>, epoch: Instant, apply: Apply, wake:
                 notices.extend(st.monitor.finish(&d.run, now(), d.result));
             }
             let runs = st.monitor.start_due(t);
-            if runs.len() < cache.len() / 2 && cache.len() > 64 {
-                // Drop checkers of servers a reload removed.
+            if st.monitor.generation() != generation {
+                // A reload: drop the checkers of checks that are gone.
+                generation = st.monitor.generation();
                 let m = &st.monitor;
-                cache.retain(|(id, i), _| m.spec(id, *i).is_some());
+                cache.retain(|(id, i), (spec, _)| m.spec(id, *i) == Some(spec));
             }
             for r in runs {
                 let timeout = Duration::from_millis(r.deadline.saturating_sub(t).max(1));

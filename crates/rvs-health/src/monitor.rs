@@ -168,6 +168,8 @@ pub struct Monitor {
     /// a wakeup costs O(log n) rather than a walk over every server.
     timers: BinaryHeap<Reverse<(Time, usize)>>,
     next_uid: u64,
+    /// Bumped by every reload.
+    generation: u64,
     /// Quorum state per service (`true`: up).
     quorum: HashMap<ServiceKey, bool>,
     dirty: bool,
@@ -212,6 +214,7 @@ impl Monitor {
             index: HashMap::new(),
             timers: BinaryHeap::new(),
             next_uid: 0,
+            generation: 0,
             quorum: HashMap::new(),
             dirty: true,
         };
@@ -233,6 +236,7 @@ impl Monitor {
     /// marked dirty when it does.
     pub fn reload(&mut self, config: Config, now: Time) -> ReloadSummary {
         let before = self.effective();
+        self.generation += 1;
         let old_servers = std::mem::take(&mut self.servers);
         let mut old: HashMap<ServerId, Entry> =
             old_servers.into_iter().map(|e| (e.id, e)).collect();
@@ -320,6 +324,12 @@ impl Monitor {
             self.dirty = true;
         }
         summary
+    }
+
+    /// How many times the configuration was loaded (changes with every
+    /// reload).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// When the driver must act next (`None`: nothing is checked).
