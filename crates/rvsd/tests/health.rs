@@ -170,7 +170,11 @@ fn start(dir: &Path, config: &Path) -> Rvsd {
 fn http_get(port: u16, path: &str) -> String {
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(c, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     let _ = c.read_to_string(&mut out);
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
@@ -582,4 +586,35 @@ rise = 1
     let c = &r.servers[1].checks[1];
     assert_eq!(c.last.as_ref().unwrap().reason, "exit code 1");
     assert_eq!(r.servers[1].checks[0].state, "up", "dns still answers");
+}
+
+#[test]
+fn a_restart_starts_from_the_configured_initial_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (vport, pa, pb) = (free_port(), free_port(), free_port());
+    let _a = HttpServer::start("a", pa);
+    let _b = HttpServer::start("b", pb);
+    // keepalived's `alpha`: servers start down and must pass `rise` checks.
+    let cfg = write_config(
+        dir.path(),
+        &http_config(vport, pa, pb, "initial = \"down\""),
+    );
+    let d = start(dir.path(), &cfg);
+    assert_eq!(
+        listed_weight(&d, pa),
+        Some(0),
+        "not in the pool before its checks pass"
+    );
+    wait_until(Duration::from_secs(10), "both up", || {
+        listed_weight(&d, pa) == Some(3) && listed_weight(&d, pb) == Some(2)
+    });
+    d.crash();
+    // The same state directory and configuration: the checks start over.
+    let d = start(dir.path(), &cfg);
+    assert_eq!(listed_weight(&d, pa), Some(0));
+    assert_eq!(listed_weight(&d, pb), Some(0));
+    assert!(health(&d).servers.iter().all(|s| s.state == "down"));
+    wait_until(Duration::from_secs(10), "both up again", || {
+        listed_weight(&d, pa) == Some(3) && listed_weight(&d, pb) == Some(2)
+    });
 }
