@@ -6,11 +6,13 @@
 //! trying rvs out (each answers TCP with an HTTP response naming itself, and
 //! UDP datagrams with its name). `import ldirectord|keepalived FILE`
 //! converts another balancer's configuration to rvs.toml (`rvsctl::import`).
-//! `status [--json]` shows rvsd's health checks and `reload` makes rvsd
-//! re-read its configuration file, over the control socket.
+//! `status [--json]` shows rvsd's health checks, `reload` makes rvsd
+//! re-read its configuration file, `drain` and `weight` change one real
+//! server's weight by name, over the control socket.
 
 mod demo;
 mod status;
+mod weight;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -44,6 +46,28 @@ enum Cmd {
     /// Makes rvsd re-read its configuration file, as SIGHUP does; prints
     /// every error and changes nothing if the file has any.
     Reload {
+        /// rvsd's control socket (default: $RVS_SOCKET or /run/rvs/rvsd.sock).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Drains a real server: weight 0, its connections continue, no new ones.
+    Drain {
+        /// tcp:ADDR:PORT, udp:ADDR:PORT, sctp:ADDR:PORT, fwmark:MARK or fwmark6:MARK.
+        service: String,
+        /// ADDR[:PORT] (the service's port when left out).
+        real_server: String,
+        /// rvsd's control socket (default: $RVS_SOCKET or /run/rvs/rvsd.sock).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Sets a real server's weight (0..=2147483647), keeping its other attributes.
+    Weight {
+        /// tcp:ADDR:PORT, udp:ADDR:PORT, sctp:ADDR:PORT, fwmark:MARK or fwmark6:MARK.
+        service: String,
+        /// ADDR[:PORT] (the service's port when left out).
+        real_server: String,
+        #[arg(value_parser = clap::value_parser!(i32).range(0..))]
+        weight: i32,
         /// rvsd's control socket (default: $RVS_SOCKET or /run/rvs/rvsd.sock).
         #[arg(long)]
         socket: Option<PathBuf>,
@@ -151,6 +175,27 @@ fn run(cli: Cli) -> Result<(), String> {
             status::status(&socket.unwrap_or_else(rvs_ctl::socket_path), json)
         }
         Cmd::Reload { socket } => status::reload(&socket.unwrap_or_else(rvs_ctl::socket_path)),
+        Cmd::Drain {
+            service,
+            real_server,
+            socket,
+        } => weight::run(
+            &socket.unwrap_or_else(rvs_ctl::socket_path),
+            &service,
+            &real_server,
+            0,
+        ),
+        Cmd::Weight {
+            service,
+            real_server,
+            weight,
+            socket,
+        } => weight::run(
+            &socket.unwrap_or_else(rvs_ctl::socket_path),
+            &service,
+            &real_server,
+            weight,
+        ),
         Cmd::DemoServers { addrs } => demo::serve(&addrs),
     }
 }

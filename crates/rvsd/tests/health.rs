@@ -618,3 +618,77 @@ fn a_restart_starts_from_the_configured_initial_state() {
         listed_weight(&d, pa) == Some(3) && listed_weight(&d, pb) == Some(2)
     });
 }
+
+#[test]
+fn rvsctl_drains_and_sets_weights_by_name() {
+    let rvsctl = Path::new(env!("CARGO_BIN_EXE_rvsd")).with_file_name("rvsctl");
+    if !rvsctl.exists() {
+        eprintln!("rvsctl not built; skipping (run `cargo build --bins`)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = Rvsd::start(dir.path(), &["--engine", "none"]);
+    rvsadm(&d, &["-A", "-t", "198.18.0.1:80", "-s", "wrr"]);
+    rvsadm(
+        &d,
+        &[
+            "-a",
+            "-t",
+            "198.18.0.1:80",
+            "-r",
+            "198.18.1.1:8080",
+            "-m",
+            "-w",
+            "5",
+            "-x",
+            "100",
+            "-y",
+            "50",
+        ],
+    );
+    let ctl = |args: &[&str]| {
+        Command::new(&rvsctl)
+            .args(args)
+            .arg("--socket")
+            .arg(&d.sock)
+            .output()
+            .unwrap()
+    };
+    let out = ctl(&["drain", "tcp:198.18.0.1:80", "198.18.1.1:8080"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("drained (weight 5 -> 0"), "{text}");
+    let list = rvsadm(&d, &["-L", "-n", "--thresholds"]);
+    assert!(list.contains("198.18.1.1:8080"), "{list}");
+    let row = list
+        .lines()
+        .find(|l| l.contains("198.18.1.1:8080"))
+        .unwrap();
+    let f: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!((f[2], f[3]), ("100", "50"), "thresholds kept: {row}");
+    let list = rvsadm(&d, &["-L", "-n"]);
+    assert!(
+        list.contains("198.18.1.1:8080              Masq    0"),
+        "{list}"
+    );
+    let out = ctl(&["weight", "tcp:198.18.0.1:80", "198.18.1.1:8080", "7"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(rvsadm(&d, &["-L", "-n"]).contains("198.18.1.1:8080              Masq    7"));
+    // Errors name what is wrong and exit non-zero.
+    let out = ctl(&["drain", "tcp:198.18.0.1:81", "198.18.1.1"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no such service"),
+        "{out:?}"
+    );
+    let out = ctl(&["drain", "tcp:198.18.0.1:80", "198.18.1.9"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a real server of"),
+        "{out:?}"
+    );
+    let out = ctl(&["drain", "http:198.18.0.1:80", "198.18.1.1"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown service kind"),
+        "{out:?}"
+    );
+}
