@@ -305,7 +305,14 @@ fn sigkill_of_the_master_and_clean_handover() {
     assert!(!lab.has_vip("b"), "b stays backup");
     assert!(long_bytes.lock().unwrap().0 > 0, "long transfer flowing");
 
-    // SIGKILL the master.
+    // SIGKILL the master, at a random point of its advert interval (the
+    // takeover time depends on when the last advert was heard).
+    let phase = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        % 100;
+    std::thread::sleep(Duration::from_millis(phase.into()));
     let killed = Instant::now();
     lab.signal(a, nix::sys::signal::Signal::SIGKILL);
     let vip_on_b = lab
