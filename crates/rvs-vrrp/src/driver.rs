@@ -555,10 +555,11 @@ impl Driver {
             if v6 {
                 l.link_local().map(IpAddr::V6)
             } else {
-                l.v4.iter()
-                    .copied()
-                    .map(IpAddr::V4)
-                    .find(|a| !self.spec.vips.iter().any(|v| v.addr == *a))
+                let own = |a: &IpAddr| !self.spec.vips.iter().any(|v| v.addr == *a);
+                let mut v4 = l.v4.iter().copied().map(IpAddr::V4);
+                // An address owner may have no other address than its VIP.
+                let owner = self.spec.priority == crate::fsm::OWNER_PRIORITY;
+                v4.clone().find(own).or_else(|| v4.next().filter(|_| owner))
             }
         });
         let Some(src) = src else {
@@ -692,6 +693,10 @@ impl Driver {
     }
 
     fn vips(&mut self, add: bool) {
+        // The address owner's VIPs are its own addresses: never taken off.
+        if !add && self.spec.priority == crate::fsm::OWNER_PRIORITY {
+            return;
+        }
         let Some(index) = self.link.as_ref().map(|l| l.index) else {
             return;
         };
