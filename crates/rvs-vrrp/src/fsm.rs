@@ -428,6 +428,11 @@ impl Instance {
                         self.master_interval_cs = adv.interval_cs;
                     }
                     self.master = Some((src, adv.priority));
+                    // One last advert of ours (keepalived's
+                    // higher_prio_send_advert): if this ends a split brain,
+                    // the winner hears a lower-priority master and
+                    // re-announces the VIPs, whichever advert crossed first.
+                    out.push(Action::SendAdvert { priority: ours });
                     out.push(Action::RemoveVips);
                     self.become_backup(now, &mut out);
                 } else {
@@ -806,7 +811,10 @@ mod tests {
         assert_eq!(i.state(), State::Master);
         // Equal priority from a higher address: we step down.
         let a = i.on_advert(510, ip("198.18.0.3"), &adv(100));
-        assert_eq!(a[0], Action::RemoveVips);
+        assert_eq!(
+            a[..2],
+            [Action::SendAdvert { priority: 100 }, Action::RemoveVips]
+        );
         assert_eq!(transitions(&a), vec![State::Backup]);
         assert_eq!(i.master(), Some(ip("198.18.0.3")));
     }
@@ -841,7 +849,10 @@ mod tests {
         assert!(ra.contains(&Action::SendAdvert { priority: 150 }));
         assert!(from_a.contains(&Action::SendAdvert { priority: 150 }));
         let rb = b.on_advert(601, a_ip, &adv(150));
-        assert_eq!(rb[0], Action::RemoveVips);
+        assert_eq!(
+            rb[..2],
+            [Action::SendAdvert { priority: 100 }, Action::RemoveVips]
+        );
         assert_eq!((a.state(), b.state()), (State::Master, State::Backup));
         // And it stays that way.
         for k in 7..40 {
@@ -849,6 +860,33 @@ mod tests {
             b.on_advert(k * 100, a_ip, &adv(150));
             b.on_timer(k * 100);
         }
+        assert_eq!((a.state(), b.state()), (State::Master, State::Backup));
+    }
+
+    #[test]
+    fn split_brain_winner_re_announces_even_when_the_loser_hears_it_first() {
+        let (a_ip, b_ip) = (ip(PEER), ip("198.18.0.2"));
+        let mut a = Instance::new(Config {
+            primary: a_ip,
+            ..cfg(150)
+        });
+        let mut b = Instance::new(Config {
+            primary: b_ip,
+            ..cfg(100)
+        });
+        a.start(0, false);
+        b.start(0, false);
+        run(&mut a, 0, 500);
+        run(&mut b, 0, 500);
+        // b hears a first and steps down; its last advert reaches a.
+        let rb = b.on_advert(601, a_ip, &adv(150));
+        let last = rb.iter().find_map(|x| match x {
+            Action::SendAdvert { priority } => Some(*priority),
+            _ => None,
+        });
+        assert_eq!(last, Some(100));
+        let ra = a.on_advert(602, b_ip, &adv(100));
+        assert!(ra.contains(&Action::Announce), "{ra:?}");
         assert_eq!((a.state(), b.state()), (State::Master, State::Backup));
     }
 
