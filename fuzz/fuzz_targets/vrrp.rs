@@ -15,11 +15,21 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let v6 = flags & 1 != 0;
-    let mode = if flags & 2 != 0 { ChecksumMode::Rfc9568 } else { ChecksumMode::Keepalived };
-    let (src, dst) = if v6 {
-        (IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1)), IpAddr::V6(GROUP_V6))
+    let mode = if flags & 2 != 0 {
+        ChecksumMode::Rfc9568
     } else {
-        (IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)), IpAddr::V4(GROUP_V4))
+        ChecksumMode::Keepalived
+    };
+    let (src, dst) = if v6 {
+        (
+            IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1)),
+            IpAddr::V6(GROUP_V6),
+        )
+    } else {
+        (
+            IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
+            IpAddr::V4(GROUP_V4),
+        )
     };
     if let Ok((info, payload)) = split_ipv4(pkt) {
         let _ = Advert::decode(payload, info.src.into(), info.dst.into(), mode);
@@ -27,9 +37,15 @@ fuzz_target!(|data: &[u8]| {
     let Ok(adv) = Advert::decode(pkt, src, dst, mode) else {
         return;
     };
-    let again = adv.encode(src, dst, mode).expect("a decoded advert encodes");
+    let again = adv
+        .encode(src, dst, mode)
+        .expect("a decoded advert encodes");
     assert_eq!(Advert::decode(&again, src, dst, mode), Ok(adv.clone()));
-    let own = if v6 { IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2)) } else { IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)) };
+    let own = if v6 {
+        IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2))
+    };
     for version in [Version::V2, Version::V3] {
         let mut cfg = Config::new(version, adv.vrid, 100, 100, own);
         cfg.preempt = flags & 4 != 0;
