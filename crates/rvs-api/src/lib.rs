@@ -92,6 +92,7 @@ pub fn router(ctl: Arc<dyn Control>, opts: ApiOptions) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/history", get(history))
         .route("/api/v1/health", get(health))
+        .route("/api/v1/status", get(daemon_status))
         .route("/api/v1/services", get(services))
         .route(SVC, get(service))
         .route(FWM, get(service))
@@ -361,6 +362,9 @@ async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
     if let Ok(h) = health_report(&st).await {
         metrics::render_health(&mut body, &h);
     }
+    if let Ok(Response::Status(d)) = st.call(Request::GetStatus).await {
+        metrics::render_daemon(&mut body, &d);
+    }
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -448,6 +452,14 @@ async fn services(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
             let h = health_report(&st).await?;
             Ok(Json(s.iter().map(|s| service_view(s, &h)).collect::<Vec<_>>()).into_response())
         }
+        other => Err(failure(other, Op::Other)),
+    }
+}
+
+async fn daemon_status(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
+    st.authorize(&headers, Access::Read)?;
+    match st.call(Request::GetStatus).await? {
+        Response::Status(d) => Ok(Json(d).into_response()),
         other => Err(failure(other, Op::Other)),
     }
 }

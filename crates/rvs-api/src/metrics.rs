@@ -352,6 +352,90 @@ pub fn render_health(out: &mut String, h: &rvs_ctl::HealthReport) {
     fallback.write(out);
 }
 
+/// rvsd's own families: start time, configuration reloads and failover
+/// (VRRP) instances. Appended to [`render`]'s exposition.
+pub fn render_daemon(out: &mut String, d: &rvs_ctl::DaemonStatus) {
+    let secs = |ms: u64| format!("{}.{:03}", ms / 1000, ms % 1000);
+    if d.started_ms > 0 {
+        out.push_str("# HELP rvs_start_time_seconds When rvsd started, Unix time.\n");
+        out.push_str("# TYPE rvs_start_time_seconds gauge\n");
+        out.push_str(&format!("rvs_start_time_seconds {}\n", secs(d.started_ms)));
+    }
+    let mut reloads = Family::new(
+        "rvs_config_reloads_total",
+        "counter",
+        "Configuration reloads (SIGHUP, rvsctl reload): applied (result=\"ok\") or refused (result=\"error\", nothing changed).",
+    );
+    reloads.push(&[("result", "ok")], d.reloads_ok);
+    reloads.push(&[("result", "error")], d.reloads_failed);
+    reloads.write(out);
+    if let Some(r) = &d.last_reload {
+        let mut ok = Family::new(
+            "rvs_config_last_reload_successful",
+            "gauge",
+            "1 if the last configuration reload was applied, 0 if it was refused.",
+        );
+        ok.push(&[], r.ok as u64);
+        ok.write(out);
+        out.push_str("# HELP rvs_config_last_reload_timestamp_seconds When the last reload was attempted, Unix time.\n");
+        out.push_str("# TYPE rvs_config_last_reload_timestamp_seconds gauge\n");
+        out.push_str(&format!(
+            "rvs_config_last_reload_timestamp_seconds {}\n",
+            secs(r.at_ms)
+        ));
+    }
+    if d.failover.is_empty() {
+        return;
+    }
+    let mut state = Family::new(
+        "rvs_vrrp_state",
+        "gauge",
+        "1 for the VRRP instance's current state (INIT, BACKUP, MASTER, FAULT, STOP), 0 for the others.",
+    );
+    let mut master = Family::new(
+        "rvs_vrrp_master",
+        "gauge",
+        "1 while this director is MASTER of the instance (holds its VIPs).",
+    );
+    let mut prio = Family::new(
+        "rvs_vrrp_priority",
+        "gauge",
+        "The priority advertised now (configured plus tracking).",
+    );
+    let mut base = Family::new(
+        "rvs_vrrp_configured_priority",
+        "gauge",
+        "The configured priority.",
+    );
+    let mut transitions = Family::new(
+        "rvs_vrrp_transitions_total",
+        "counter",
+        "State changes of the instance since rvsd started.",
+    );
+    for v in &d.failover {
+        let vrid = v.vrid.to_string();
+        let l = [
+            ("instance", v.name.as_str()),
+            ("interface", v.interface.as_str()),
+            ("vrid", vrid.as_str()),
+        ];
+        for s in ["INIT", "BACKUP", "MASTER", "FAULT", "STOP"] {
+            let mut ls = l.to_vec();
+            ls.push(("state", s));
+            state.push(&ls, (v.state == s) as u64);
+        }
+        master.push(&l, (v.state == "MASTER") as u64);
+        prio.push(&l, v.priority as u64);
+        base.push(&l, v.base_priority as u64);
+        transitions.push(&l, v.transitions);
+    }
+    state.write(out);
+    master.write(out);
+    prio.write(out);
+    base.write(out);
+    transitions.write(out);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,5 +530,51 @@ mod tests {
         let mut none = String::new();
         render_health(&mut none, &HealthReport::default());
         assert_eq!(none, "");
+    }
+
+    #[test]
+    fn daemon_families_show_reloads_and_vrrp_state() {
+        let d = rvs_ctl::DaemonStatus {
+            version: "0.1.0".into(),
+            engine: "proxy".into(),
+            config: None,
+            started_ms: 1_795_520_361_215,
+            reloads_ok: 3,
+            reloads_failed: 1,
+            last_reload: Some(rvs_ctl::ReloadOutcome {
+                at_ms: 1_795_520_400_000,
+                ok: false,
+                message: "x".into(),
+            }),
+            failover: vec![rvs_ctl::VrrpStatus {
+                name: "VI_1".into(),
+                interface: "eth0".into(),
+                vrid: 51,
+                state: "BACKUP".into(),
+                priority: 90,
+                base_priority: 150,
+                master: None,
+                since_ms: 0,
+                transitions: 2,
+                fault: None,
+                vips: vec!["198.18.0.100/24".into()],
+            }],
+        };
+        let mut out = String::new();
+        render_daemon(&mut out, &d);
+        for line in [
+            "rvs_start_time_seconds 1795520361.215\n",
+            "rvs_config_reloads_total{result=\"ok\"} 3\n",
+            "rvs_config_reloads_total{result=\"error\"} 1\n",
+            "rvs_config_last_reload_successful 0\n",
+            "rvs_config_last_reload_timestamp_seconds 1795520400.000\n",
+            "rvs_vrrp_state{instance=\"VI_1\",interface=\"eth0\",vrid=\"51\",state=\"BACKUP\"} 1\n",
+            "rvs_vrrp_state{instance=\"VI_1\",interface=\"eth0\",vrid=\"51\",state=\"MASTER\"} 0\n",
+            "rvs_vrrp_master{instance=\"VI_1\",interface=\"eth0\",vrid=\"51\"} 0\n",
+            "rvs_vrrp_priority{instance=\"VI_1\",interface=\"eth0\",vrid=\"51\"} 90\n",
+            "rvs_vrrp_transitions_total{instance=\"VI_1\",interface=\"eth0\",vrid=\"51\"} 2\n",
+        ] {
+            assert!(out.contains(line), "missing {line}in\n{out}");
+        }
     }
 }

@@ -71,6 +71,57 @@ pub fn mask_from_prefix(len: u32) -> u32 {
     }
 }
 
+/// A service named on a command line or in a tracking table:
+/// `tcp:10.0.0.1:80`, `udp:[2001:db8::1]:53`, `sctp:...`, `fwmark:5`,
+/// `fwmark6:5` (an IPv6 firewall-mark service).
+pub fn parse_service_name(s: &str) -> Result<rvs_core::ServiceKey, String> {
+    use rvs_core::{Af, Protocol, ServiceKey};
+    let (kind, rest) = s.split_once(':').ok_or_else(|| {
+        format!("`{s}`: a service is tcp:ADDR:PORT, udp:ADDR:PORT, sctp:ADDR:PORT or fwmark:MARK")
+    })?;
+    let proto = match kind {
+        "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        "sctp" => Protocol::Sctp,
+        "fwmark" | "fwmark6" => {
+            let mark: u32 = rest
+                .parse()
+                .ok()
+                .filter(|m| *m > 0)
+                .ok_or_else(|| format!("`{s}`: the mark must be 1..=4294967295"))?;
+            let af = if kind == "fwmark6" {
+                Af::Inet6
+            } else {
+                Af::Inet
+            };
+            return Ok(ServiceKey::Fwmark { mark, af });
+        }
+        other => {
+            return Err(format!(
+                "`{s}`: unknown service kind `{other}` (tcp, udp, sctp, fwmark, fwmark6)"
+            ))
+        }
+    };
+    let (addr, port) = parse_endpoint(rest).map_err(|e| format!("`{s}`: {e}"))?;
+    let port = port.ok_or_else(|| format!("`{s}`: the service needs a port"))?;
+    Ok(ServiceKey::Addr { proto, addr, port })
+}
+
+/// The name [`parse_service_name`] reads.
+pub fn format_service_name(key: &rvs_core::ServiceKey) -> String {
+    use rvs_core::{Af, ServiceKey};
+    match key {
+        ServiceKey::Addr { proto, addr, port } => {
+            format!("{}:{}", proto.service_proto(), format_endpoint(addr, *port))
+        }
+        ServiceKey::Fwmark { mark, af: Af::Inet } => format!("fwmark:{mark}"),
+        ServiceKey::Fwmark {
+            mark,
+            af: Af::Inet6,
+        } => format!("fwmark6:{mark}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

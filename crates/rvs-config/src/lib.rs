@@ -23,7 +23,7 @@ mod rules;
 mod vrrp;
 mod write;
 
-pub use addr::{format_endpoint, parse_endpoint};
+pub use addr::{format_endpoint, format_service_name, parse_endpoint, parse_service_name};
 pub use diff::{diff, engine_changes, EngineChange};
 pub use error::{line_col, ConfigError};
 pub use health::*;

@@ -405,7 +405,8 @@ impl Reader<'_> {
             }
         }
         if let Some(v) = top.get("vrrp") {
-            cfg.vrrp = self.vrrp(v);
+            let keys: Vec<ServiceKey> = cfg.services.iter().map(|s| s.key).collect();
+            cfg.vrrp = self.vrrp(v, &keys);
         }
         cfg
     }

@@ -67,6 +67,17 @@ pub struct VrrpTrackInterface {
     pub weight: i32,
 }
 
+/// `[[vrrp.track_service]]`: the pool's health. While the service has
+/// lost quorum (its health checks say too few real servers are up),
+/// `weight` (negative) is added to the priority, so that a backup whose
+/// pool is healthy takes over.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct VrrpTrackService {
+    pub service: rvs_core::ServiceKey,
+    /// -253..=-1.
+    pub weight: i32,
+}
+
 /// `[[vrrp.track_script]]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct VrrpTrackScript {
@@ -123,6 +134,7 @@ pub struct VrrpInstance {
     pub garp_refresh_ms: u64,
     pub track_interfaces: Vec<VrrpTrackInterface>,
     pub track_scripts: Vec<VrrpTrackScript>,
+    pub track_services: Vec<VrrpTrackService>,
     pub notify: VrrpNotify,
 }
 
@@ -150,6 +162,7 @@ impl VrrpInstance {
             garp_refresh_ms: 0,
             track_interfaces: Vec::new(),
             track_scripts: Vec::new(),
+            track_services: Vec::new(),
             notify: VrrpNotify {
                 timeout_ms: VRRP_DEFAULT_NOTIFY_TIMEOUT_MS,
                 ..VrrpNotify::default()
@@ -234,6 +247,15 @@ pub fn write_vrrp(o: &mut String, list: &[VrrpInstance]) {
         for t in &v.track_interfaces {
             let _ = writeln!(o, "\n[[vrrp.track_interface]]");
             let _ = writeln!(o, "name = {}\nweight = {}", quote(&t.name), t.weight);
+        }
+        for t in &v.track_services {
+            let _ = writeln!(o, "\n[[vrrp.track_service]]");
+            let _ = writeln!(
+                o,
+                "service = {}\nweight = {}",
+                quote(&crate::addr::format_service_name(&t.service)),
+                t.weight
+            );
         }
         for s in &v.track_scripts {
             let _ = writeln!(o, "\n[[vrrp.track_script]]");

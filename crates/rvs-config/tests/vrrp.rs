@@ -319,3 +319,44 @@ fn duplicates_across_instances() {
         "a [[vrrp]] named `VI_1` is already declared at line 1",
     );
 }
+
+#[test]
+fn track_service_names_a_declared_service_and_a_negative_weight() {
+    let svc = "[[service]]\ntcp = \"198.18.0.100:80\"\n[[service.real_server]]\naddress = \"198.18.1.1\"\n";
+    // Lines 1-4 the service, 5-9 the instance, the track table from 10.
+    let text = |extra: &str| format!("{svc}{}", inst(extra));
+    let c = parse(
+        &text("[[vrrp.track_service]]\nservice = \"tcp:198.18.0.100:80\"\nweight = -60"),
+        "rvs.toml",
+    )
+    .unwrap();
+    let t = &c.vrrp[0].track_services[0];
+    assert_eq!((t.service, t.weight), (c.services[0].key, -60));
+    let back = to_toml(&c);
+    assert_eq!(parse(&back, "again.toml").unwrap(), c, "{back}");
+
+    one(
+        &text("[[vrrp.track_service]]\nservice = \"tcp:198.18.0.100:81\"\nweight = -1"),
+        11,
+        11,
+        "service tcp 198.18.0.100:81 is not declared in this file",
+    );
+    one(
+        &text("[[vrrp.track_service]]\nservice = \"http:198.18.0.100:80\"\nweight = -1"),
+        11,
+        11,
+        "unknown service kind `http`",
+    );
+    one(
+        &text("[[vrrp.track_service]]\nservice = \"tcp:198.18.0.100:80\"\nweight = 0"),
+        12,
+        10,
+        "weight must be -253..=-1",
+    );
+    one(
+        &text("[[vrrp.track_service]]\nservice = \"tcp:198.18.0.100:80\""),
+        10,
+        1,
+        "needs a negative weight",
+    );
+}

@@ -149,6 +149,10 @@ pub enum Request {
     /// The health checks of every real server and the quorum of every
     /// service (`rvsctl status`); a [`Response::Health`].
     GetHealth,
+    /// rvsd's own state: engine, configuration reloads, failover (VRRP)
+    /// instances (`rvsctl status`, `rvsctl failover`); a
+    /// [`Response::Status`].
+    GetStatus,
     /// Re-read the configuration file and apply the difference, as SIGHUP
     /// does (`rvsctl reload`); `Ok`, or `Refused` with every error.
     Reload,
@@ -170,6 +174,7 @@ impl Request {
                 | Request::GetDaemons
                 | Request::GetConns
                 | Request::GetHealth
+                | Request::GetStatus
         )
     }
 }
@@ -192,7 +197,59 @@ pub enum Response {
     Daemons(Vec<DaemonConfig>),
     Conns(Vec<ConnEntry>),
     Health(HealthReport),
+    Status(DaemonStatus),
     Batch(Vec<Response>),
+}
+
+/// rvsd's own state. Times are Unix ms.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    /// rvsd's version.
+    pub version: String,
+    /// The data path: `proxy`, `xdp` or `none`.
+    pub engine: String,
+    /// The configuration file, if rvsd runs with one.
+    pub config: Option<String>,
+    /// When rvsd started.
+    pub started_ms: u64,
+    /// Configuration reloads (SIGHUP, `rvsctl reload`) that were applied,
+    /// and those refused.
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
+    pub last_reload: Option<ReloadOutcome>,
+    /// Failover (VRRP) instances, in configuration order.
+    pub failover: Vec<VrrpStatus>,
+}
+
+/// The outcome of the last reload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadOutcome {
+    pub at_ms: u64,
+    pub ok: bool,
+    /// What was done, or why nothing was.
+    pub message: String,
+}
+
+/// One VRRP instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpStatus {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    /// keepalived's names: `INIT`, `BACKUP`, `MASTER`, `FAULT`, `STOP`.
+    pub state: String,
+    /// The priority advertised now (configured plus tracking), and the
+    /// configured one.
+    pub priority: u8,
+    pub base_priority: u8,
+    /// The master as far as this instance knows.
+    pub master: Option<IpAddr>,
+    pub since_ms: u64,
+    pub transitions: u64,
+    /// Why it is in FAULT.
+    pub fault: Option<String>,
+    /// `address/prefix`.
+    pub vips: Vec<String>,
 }
 
 /// Health checks as `rvsctl status` shows them. Times are Unix ms.

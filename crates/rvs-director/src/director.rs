@@ -284,6 +284,7 @@ impl Director {
             // Health checks and the configuration file belong to the daemon,
             // which answers these itself; a bare director has neither.
             Request::GetHealth => Response::Health(Default::default()),
+            Request::GetStatus => Response::Status(Default::default()),
             Request::Reload => Response::Refused("no configuration file to reload".into()),
             Request::Batch(_) => Response::BadRequest("nested batch".into()),
         }

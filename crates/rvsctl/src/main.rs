@@ -33,10 +33,20 @@ enum Cmd {
     /// Converts another balancer's configuration to rvs.toml on stdout.
     #[command(subcommand)]
     Import(ImportCmd),
-    /// Shows every checked real server: up or down, since when, each
-    /// check's last result; and each service's quorum and fallback.
+    /// Shows rvsd's state (engine, reloads, failover) and every checked real
+    /// server: up or down, since when, each check's last result; and each
+    /// service's quorum and fallback.
     Status {
         /// Machine-readable output (the control protocol's HealthReport).
+        #[arg(long)]
+        json: bool,
+        /// rvsd's control socket (default: $RVS_SOCKET or /run/rvs/rvsd.sock).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Shows the failover (VRRP) instances: state, priority, master, VIPs.
+    Failover {
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
         /// rvsd's control socket (default: $RVS_SOCKET or /run/rvs/rvsd.sock).
@@ -173,6 +183,9 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Cmd::Status { json, socket } => {
             status::status(&socket.unwrap_or_else(rvs_ctl::socket_path), json)
+        }
+        Cmd::Failover { json, socket } => {
+            status::failover(&socket.unwrap_or_else(rvs_ctl::socket_path), json)
         }
         Cmd::Reload { socket } => status::reload(&socket.unwrap_or_else(rvs_ctl::socket_path)),
         Cmd::Drain {

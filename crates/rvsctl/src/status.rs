@@ -1,8 +1,9 @@
-//! `rvsctl status` and `rvsctl reload`: what rvsd's health checks say about
-//! every real server, and re-reading rvsd's configuration file, over the
+//! `rvsctl status`, `rvsctl failover` and `rvsctl reload`: rvsd's own state
+//! (engine, reloads, failover instances), what its health checks say about
+//! every real server, and re-reading its configuration file, over the
 //! control socket (`--socket`, `RVS_SOCKET`, default /run/rvs/rvsd.sock).
 
-use rvs_ctl::{Client, HealthReport, Request, Response, ServerHealthEntry};
+use rvs_ctl::{Client, DaemonStatus, HealthReport, Request, Response, ServerHealthEntry};
 use std::fmt::Write;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,6 +21,98 @@ pub fn fetch(socket: &Path) -> Result<HealthReport, String> {
         Response::Health(r) => Ok(r),
         other => Err(format!("unexpected answer from rvsd: {other:?}")),
     }
+}
+
+/// Fetches rvsd's own state.
+pub fn fetch_daemon(socket: &Path) -> Result<DaemonStatus, String> {
+    match call(socket, Request::GetStatus)? {
+        Response::Status(d) => Ok(d),
+        other => Err(format!("unexpected answer from rvsd: {other:?}")),
+    }
+}
+
+/// rvsd's own state for people, as of `now` (Unix ms).
+pub fn render_daemon(d: &DaemonStatus, now: u64) -> String {
+    let mut o = String::new();
+    let config = d
+        .config
+        .as_ref()
+        .map_or("no configuration file".to_string(), |c| {
+            format!("config {c}")
+        });
+    let _ = writeln!(
+        o,
+        "rvsd {}, engine {}, {config}, up {}",
+        d.version,
+        d.engine,
+        age(now.saturating_sub(d.started_ms))
+    );
+    if let Some(r) = &d.last_reload {
+        let _ = writeln!(
+            o,
+            "reloads: {} applied, {} refused; last {} ago {}: {}",
+            d.reloads_ok,
+            d.reloads_failed,
+            age(now.saturating_sub(r.at_ms)),
+            if r.ok { "applied" } else { "REFUSED" },
+            r.message.lines().next().unwrap_or("")
+        );
+    }
+    o.push_str(&render_failover(d, now));
+    o
+}
+
+/// The failover instances for people.
+pub fn render_failover(d: &DaemonStatus, now: u64) -> String {
+    let mut o = String::new();
+    for v in &d.failover {
+        let prio = if v.priority == v.base_priority {
+            format!("priority {}", v.priority)
+        } else {
+            format!("priority {} (configured {})", v.priority, v.base_priority)
+        };
+        let master = match (v.state.as_str(), v.master) {
+            ("MASTER", _) => String::new(),
+            (_, Some(m)) => format!(", master {m}"),
+            _ => String::new(),
+        };
+        let fault = v
+            .fault
+            .as_ref()
+            .map_or(String::new(), |f| format!(" ({f})"));
+        let _ = writeln!(
+            o,
+            "failover {} on {} vrid {}: {}{fault} for {}, {prio}{master}, VIPs {}",
+            v.name,
+            v.interface,
+            v.vrid,
+            v.state,
+            age(now.saturating_sub(v.since_ms)),
+            v.vips.join(" ")
+        );
+    }
+    o
+}
+
+/// `rvsctl failover [--json]`.
+pub fn failover(socket: &Path, json: bool) -> Result<(), String> {
+    let d = fetch_daemon(socket)?;
+    if json {
+        let text = serde_json::to_string_pretty(&d.failover).map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else if d.failover.is_empty() {
+        println!("no failover instances (no [[vrrp]] in rvsd's configuration)");
+    } else {
+        print!("{}", render_failover(&d, now_ms()));
+    }
+    Ok(())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// `rvsctl reload`.
@@ -137,18 +230,18 @@ pub fn render(r: &HealthReport, now: u64) -> String {
     o
 }
 
-/// `rvsctl status [--json]`.
+/// `rvsctl status [--json]`: rvsd's own state, then the health checks.
+/// The JSON form is `{"daemon": DaemonStatus, "health": HealthReport}`.
 pub fn status(socket: &Path, json: bool) -> Result<(), String> {
+    let d = fetch_daemon(socket)?;
     let r = fetch(socket)?;
     if json {
-        let text = serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?;
+        let v = serde_json::json!({ "daemon": d, "health": r });
+        let text = serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?;
         println!("{text}");
     } else {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        print!("{}", render(&r, now));
+        let now = now_ms();
+        print!("{}\n{}", render_daemon(&d, now), render(&r, now));
     }
     Ok(())
 }
@@ -157,6 +250,42 @@ pub fn status(socket: &Path, json: bool) -> Result<(), String> {
 mod tests {
     use super::*;
     use rvs_ctl::{CheckEntry, CheckOutcome, ServiceHealthEntry};
+
+    #[test]
+    fn renders_the_daemon_and_its_failover_instances() {
+        let d = DaemonStatus {
+            version: "0.1.0".into(),
+            engine: "xdp".into(),
+            config: Some("/etc/rvs/rvs.toml".into()),
+            started_ms: 1_000,
+            reloads_ok: 2,
+            reloads_failed: 1,
+            last_reload: Some(rvs_ctl::ReloadOutcome {
+                at_ms: 61_000,
+                ok: false,
+                message: "reload refused, nothing changed:\nrvs.toml:3:1: unknown key".into(),
+            }),
+            failover: vec![rvs_ctl::VrrpStatus {
+                name: "VI_1".into(),
+                interface: "eth0".into(),
+                vrid: 51,
+                state: "BACKUP".into(),
+                priority: 90,
+                base_priority: 150,
+                master: Some("198.18.0.2".parse().unwrap()),
+                since_ms: 31_000,
+                transitions: 3,
+                fault: None,
+                vips: vec!["198.18.0.100/24".into()],
+            }],
+        };
+        assert_eq!(
+            render_daemon(&d, 121_000),
+            "rvsd 0.1.0, engine xdp, config /etc/rvs/rvs.toml, up 2m00s\n\
+             reloads: 2 applied, 1 refused; last 1m00s ago REFUSED: reload refused, nothing changed:\n\
+             failover VI_1 on eth0 vrid 51: BACKUP for 1m30s, priority 90 (configured 150), master 198.18.0.2, VIPs 198.18.0.100/24\n"
+        );
+    }
 
     #[test]
     fn ages() {

@@ -4,42 +4,14 @@
 //! brackets) or `fwmark:MARK` / `fwmark6:MARK`; real servers `ADDR[:PORT]`
 //! (the service's port when left out).
 
-use rvs_core::{Af, Protocol, ServiceKey};
+use rvs_core::ServiceKey;
 use rvs_ctl::{Client, DestEntry, Request, Response};
 use std::net::IpAddr;
 use std::path::Path;
 
 /// Parses `tcp:10.0.0.1:80`, `udp:[2001:db8::1]:53`, `fwmark:5`, `fwmark6:5`.
 pub fn parse_service(s: &str) -> Result<ServiceKey, String> {
-    let (kind, rest) = s.split_once(':').ok_or_else(|| {
-        format!("`{s}`: a service is tcp:ADDR:PORT, udp:ADDR:PORT, sctp:ADDR:PORT or fwmark:MARK")
-    })?;
-    let proto = match kind {
-        "tcp" => Protocol::Tcp,
-        "udp" => Protocol::Udp,
-        "sctp" => Protocol::Sctp,
-        "fwmark" | "fwmark6" => {
-            let mark: u32 = rest
-                .parse()
-                .ok()
-                .filter(|m| *m > 0)
-                .ok_or_else(|| format!("`{s}`: the mark must be 1..=4294967295"))?;
-            let af = if kind == "fwmark6" {
-                Af::Inet6
-            } else {
-                Af::Inet
-            };
-            return Ok(ServiceKey::Fwmark { mark, af });
-        }
-        other => {
-            return Err(format!(
-                "`{s}`: unknown service kind `{other}` (tcp, udp, sctp, fwmark, fwmark6)"
-            ))
-        }
-    };
-    let (addr, port) = rvs_config::parse_endpoint(rest).map_err(|e| format!("`{s}`: {e}"))?;
-    let port = port.ok_or_else(|| format!("`{s}`: the service needs a port"))?;
-    Ok(ServiceKey::Addr { proto, addr, port })
+    rvs_config::parse_service_name(s)
 }
 
 /// Parses a real server `ADDR[:PORT]` of `svc`.
@@ -106,6 +78,7 @@ pub fn run(socket: &Path, service: &str, real: &str, weight: i32) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rvs_core::{Af, Protocol};
 
     #[test]
     fn services_and_real_servers_parse() {

@@ -237,9 +237,8 @@ pub fn shutdown() {
     }
 }
 
-/// The state of every instance, in configuration order (for the API and
-/// metrics, which call it; nothing in rvsd itself needs it yet).
-#[allow(dead_code)]
+/// The state of every instance, in configuration order (`GetStatus`: the
+/// API, the metrics and `rvsctl`).
 pub fn status() -> Vec<Status> {
     lock().as_ref().map_or(Vec::new(), |f| {
         f.running.iter().map(|(_, r)| r.status()).collect()
@@ -249,8 +248,7 @@ pub fn status() -> Vec<Status> {
 /// Feeds the pool's health into the priorities: `delta` (≤ 0 to lower) is
 /// added to the tracking weights of instance `name`, or of every instance
 /// with `None`. See docs/failover.md, "Tracking" (the health driver is to
-/// call it when a service loses quorum; not wired yet).
-#[allow(dead_code)]
+/// call it when a service loses quorum; `crate::health::track_pool`).
 pub fn set_pool_delta(name: Option<&str>, delta: i32) {
     if let Some(f) = lock().as_ref() {
         for (v, r) in &f.running {

@@ -162,10 +162,32 @@ pub fn start(
     shared: Arc<Mutex<crate::server::Shared>>,
     epoch: Instant,
 ) -> Result<rvs_health::Driver, String> {
-    let apply: rvs_health::Apply = Box::new(move |_st, reqs| {
+    let apply: rvs_health::Apply = Box::new(move |st, reqs| {
         let now = epoch.elapsed().as_millis() as Time;
-        let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
-        s.apply_health(reqs, now);
+        shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .apply_health(reqs, now);
+        track_pool(st);
     });
     rvs_health::spawn(health, epoch, apply).map_err(|e| format!("cannot start health checks: {e}"))
+}
+
+/// Feeds the pool's health into each VRRP instance's priority: the sum of
+/// the weights of its `[[vrrp.track_service]]` entries whose service has
+/// lost quorum (0 when every tracked service has quorum).
+pub fn track_pool(st: &HealthState) {
+    let m = st.monitor();
+    for v in &m.config().vrrp {
+        if v.track_services.is_empty() {
+            continue;
+        }
+        let delta: i32 = v
+            .track_services
+            .iter()
+            .filter(|t| !m.quorum(&t.service))
+            .map(|t| t.weight)
+            .sum();
+        crate::failover::set_pool_delta(Some(&v.name), delta);
+    }
 }

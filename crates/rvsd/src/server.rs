@@ -47,6 +47,7 @@ pub(crate) struct Shared {
     health_driver: Option<rvs_health::Driver>,
     /// The daemon's clock (ms since start) in Unix time, for reports.
     clock: crate::health::Clock,
+    engine_kind: EngineKind,
 }
 
 fn options(extra: &[String], sysctls: rvs_conn::Sysctls) -> DirectorOptions {
@@ -131,6 +132,27 @@ pub enum EngineKind {
     None,
 }
 
+impl EngineKind {
+    /// `proxy`, `xdp` or `none`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Proxy => "proxy",
+            EngineKind::Xdp => "xdp",
+            EngineKind::None => "none",
+        }
+    }
+}
+
+/// Configuration reloads so far, for `rvsctl status` and `/metrics`.
+static RELOADS: Mutex<(u64, u64, Option<rvs_ctl::ReloadOutcome>)> = Mutex::new((0, 0, None));
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 pub fn run(args: Args) -> Result<(), String> {
     let mut extra = args.extra_schedulers.clone();
     let config = match &args.config {
@@ -158,12 +180,11 @@ pub fn run(args: Args) -> Result<(), String> {
         Some(c) => c.sysctls(),
         None => args.sysctls(),
     };
-    let engine_kind =
-        match &config {
-            Some(c) if c.engine == rvs_config::Engine::Xdp => EngineKind::Xdp,
-            Some(_) => EngineKind::Proxy,
-            None => args.engine,
-        };
+    let engine_kind = match &config {
+        Some(c) if c.engine == rvs_config::Engine::Xdp => EngineKind::Xdp,
+        Some(_) => EngineKind::Proxy,
+        None => args.engine,
+    };
     let state = StateDir::open(&args.state_dir).map_err(|e| {
         format!(
             "cannot open state directory {}: {e}",
@@ -268,6 +289,7 @@ pub fn run(args: Args) -> Result<(), String> {
         health: health.clone(),
         health_driver: None,
         clock: crate::health::Clock::new(epoch),
+        engine_kind,
     }));
     lock(&shared).sync_engine();
     if let Some(h) = health {
@@ -276,6 +298,12 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     if let Some(c) = &lock(&shared).config {
         crate::failover::start(&c.vrrp, &args.state_dir)?;
+    }
+    // Lock order: health before the control state, so take the handle out
+    // of the control state first.
+    let health = lock(&shared).health.clone();
+    if let Some(h) = &health {
+        crate::health::track_pool(&lock(h));
     }
     tracing::info!(socket = %args.socket.display(), "listening");
     spawn_ticker(director, epoch, http.as_ref().map(|h| h.history()));
@@ -376,6 +404,23 @@ impl Shared {
 /// servers keep their connections, counters and health-check state. A file
 /// with errors changes nothing. Returns what was done, or why nothing was.
 pub(crate) fn reload(shared: &Mutex<Shared>, now: Time) -> Result<String, String> {
+    let r = reload_inner(shared, now);
+    let mut stats = lock(&RELOADS);
+    match &r {
+        Ok(_) => stats.0 += 1,
+        Err(_) => stats.1 += 1,
+    }
+    stats.2 = Some(rvs_ctl::ReloadOutcome {
+        at_ms: unix_ms(),
+        ok: r.is_ok(),
+        message: match &r {
+            Ok(m) | Err(m) => m.clone(),
+        },
+    });
+    r
+}
+
+fn reload_inner(shared: &Mutex<Shared>, now: Time) -> Result<String, String> {
     let (path, health) = {
         let s = lock(shared);
         (s.config_path.clone(), s.health.clone())
@@ -423,6 +468,9 @@ pub(crate) fn reload(shared: &Mutex<Shared>, now: Time) -> Result<String, String
     }
     s.persist();
     let vrrp = crate::failover::reload(&new.vrrp);
+    if let Some(h) = &h {
+        crate::health::track_pool(h);
+    }
     s.config = Some(new);
     s.sync_engine();
     if let Some(d) = &s.health_driver {
@@ -591,6 +639,46 @@ pub(crate) fn handle(shared: &Mutex<Shared>, req: &Request, now: Time) -> Respon
                 .map(|h| crate::health::report(&lock(&h), &clock))
                 .unwrap_or_default();
             return Response::Health(report);
+        }
+        Request::GetStatus => {
+            let (engine, config, clock) = {
+                let s = lock(shared);
+                (
+                    s.engine_kind.name().to_string(),
+                    s.config_path.as_ref().map(|p| p.display().to_string()),
+                    s.clock,
+                )
+            };
+            let (ok, failed, last) = lock(&RELOADS).clone();
+            return Response::Status(rvs_ctl::DaemonStatus {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                engine,
+                config,
+                started_ms: clock.unix_ms(0),
+                reloads_ok: ok,
+                reloads_failed: failed,
+                last_reload: last,
+                failover: crate::failover::status()
+                    .into_iter()
+                    .map(|v| rvs_ctl::VrrpStatus {
+                        name: v.name,
+                        interface: v.interface,
+                        vrid: v.vrid,
+                        state: v.state.name().to_string(),
+                        priority: v.priority,
+                        base_priority: v.base_priority,
+                        master: v.master,
+                        since_ms: v
+                            .since
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_millis() as u64)
+                            .unwrap_or(0),
+                        transitions: v.transitions,
+                        fault: v.fault,
+                        vips: v.vips.iter().map(|x| x.to_string()).collect(),
+                    })
+                    .collect(),
+            });
         }
         _ => {}
     }

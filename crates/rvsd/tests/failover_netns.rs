@@ -48,7 +48,10 @@ struct Lab {
 
 impl Lab {
     fn new() -> Lab {
-        let prefix = format!("rvsfo{}", std::process::id());
+        // One lab per test, several tests per process: the names must differ.
+        static LABS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = LABS.fetch_add(1, Ordering::SeqCst);
+        let prefix = format!("rvsfo{}n{n}", std::process::id());
         let dir = std::env::temp_dir().join(&prefix);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -106,6 +109,12 @@ impl Lab {
 
     /// rvsd on director `h` with priority `prio`; returns its PID.
     fn rvsd(&mut self, h: &str, prio: u8) -> u32 {
+        self.rvsd_with(h, prio, "", "")
+    }
+
+    /// rvsd with `service` lines added to the service (after its real
+    /// server) and `vrrp` lines after the instance.
+    fn rvsd_with(&mut self, h: &str, prio: u8, service: &str, vrrp: &str) -> u32 {
         let d = self.dir.join(h);
         std::fs::create_dir_all(&d).unwrap();
         let conf = d.join("rvs.toml");
@@ -113,8 +122,8 @@ impl Lab {
             &conf,
             format!(
                 "[proxy]\nworkers = 1\nconnect_timeout = 2\n\n[[service]]\ntcp = \"{VIP}:80\"\nscheduler = \"rr\"\n\n\
-                 [[service.real_server]]\naddress = \"{RS_IP}:8080\"\n\n[[vrrp]]\nname = \"VI_1\"\ninterface = \"eth0\"\n\
-                 virtual_router_id = 60\npriority = {prio}\nversion = 3\nadvert_interval = 0.1\nvips = [\"{VIP}/24\"]\n"
+                 [[service.real_server]]\naddress = \"{RS_IP}:8080\"\n{service}\n\n[[vrrp]]\nname = \"VI_1\"\ninterface = \"eth0\"\n\
+                 virtual_router_id = 60\npriority = {prio}\nversion = 3\nadvert_interval = 0.1\nvips = [\"{VIP}/24\"]\n{vrrp}\n"
             ),
         )
         .unwrap();
@@ -398,4 +407,86 @@ fn sigkill_of_the_master_and_clean_handover() {
     assert!(served.is_some(), "a serves after the clean hand-over");
     stop.store(true, Ordering::Relaxed);
     lab.signal(a, nix::sys::signal::Signal::SIGTERM);
+}
+
+/// rvsd's own status (`GetStatus`) from director `h`.
+fn daemon_status(lab: &Lab, h: &str) -> rvs_ctl::DaemonStatus {
+    let sock = lab.dir.join(h).join("rvsd.sock");
+    lab.wait(Duration::from_secs(5), || sock.exists())
+        .expect("control socket");
+    let mut c = rvs_ctl::Client::connect(&sock).unwrap();
+    match c.call(&rvs_ctl::Request::GetStatus).unwrap() {
+        rvs_ctl::Response::Status(d) => d,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_master_whose_pool_loses_quorum_hands_over() {
+    if !is_root() {
+        eprintln!(
+            "skipping a_master_whose_pool_loses_quorum_hands_over: needs root (network namespaces)"
+        );
+        return;
+    }
+    let mut lab = Lab::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    real_server(&lab.ns("r"), stop.clone());
+    // Both directors track the service's quorum. a checks a port the real
+    // server does not serve (as if its path to the pool were broken), so
+    // a's pool goes down; b's check passes.
+    let check = |port: u16| {
+        format!(
+            "[[service.check]]\ntype = \"tcp\"\nport = {port}\ninterval = 0.2\ntimeout = 0.2\nfall = 2\nrise = 1\n"
+        )
+    };
+    let track = "[[vrrp.track_service]]\nservice = \"tcp:198.18.60.100:80\"\nweight = -60\n";
+    let _a = lab.rvsd_with("a", 150, &check(8080), track);
+    lab.wait(Duration::from_secs(10), || lab.has_vip("a"))
+        .expect("a becomes master");
+    let d = daemon_status(&lab, "a");
+    assert_eq!(d.failover[0].state, "MASTER");
+    assert_eq!(
+        (d.failover[0].priority, d.failover[0].base_priority),
+        (150, 150)
+    );
+    let _b = lab.rvsd_with("b", 100, &check(8080), track);
+    lab.wait(Duration::from_secs(5), || {
+        daemon_status(&lab, "b")
+            .failover
+            .first()
+            .is_some_and(|v| v.state == "BACKUP")
+    })
+    .expect("b becomes backup");
+    // Now a's checks fail: rewrite a's file to check a dead port and reload.
+    let conf = lab.dir.join("a").join("rvs.toml");
+    let text = std::fs::read_to_string(&conf)
+        .unwrap()
+        .replace("port = 8080", "port = 8081");
+    std::fs::write(&conf, text).unwrap();
+    let mut c = rvs_ctl::Client::connect(&lab.dir.join("a").join("rvsd.sock")).unwrap();
+    assert_eq!(
+        c.call(&rvs_ctl::Request::Reload).unwrap(),
+        rvs_ctl::Response::Ok
+    );
+    let took = lab
+        .wait(Duration::from_secs(10), || {
+            lab.has_vip("b") && !lab.has_vip("a")
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "b never took over\na: {}\nb: {}",
+                lab.log("a"),
+                lab.log("b")
+            )
+        });
+    println!("pool down on a -> VIP on b after {took:?}");
+    let d = daemon_status(&lab, "a");
+    assert_eq!(d.failover[0].state, "BACKUP", "{d:?}");
+    assert_eq!(
+        (d.failover[0].priority, d.failover[0].base_priority),
+        (90, 150)
+    );
+    assert_eq!(daemon_status(&lab, "b").failover[0].state, "MASTER");
+    stop.store(true, Ordering::SeqCst);
 }

@@ -327,7 +327,9 @@ fn a_failing_http_server_leaves_the_pool_and_rejoins_it() {
             .arg(&d.sock)
             .output()
             .unwrap();
-        let r: HealthReport = serde_json::from_slice(&out.stdout).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["daemon"]["engine"], "proxy");
+        let r: HealthReport = serde_json::from_value(v["health"].clone()).unwrap();
         assert_eq!(r.servers.len(), 2);
         assert!(r.servers.iter().all(|s| s.state == "up"));
     } else {
@@ -450,6 +452,13 @@ fn a_reload_keeps_the_state_of_unchanged_checks() {
     }
     assert_eq!(health(&d).servers.len(), 3);
     assert_eq!(listed_weight(&d, pc), Some(1));
+    // Both reloads are counted, the last with its reason.
+    let Response::Status(st) = d.client().call(&Request::GetStatus).unwrap() else {
+        panic!("no status");
+    };
+    assert_eq!((st.reloads_ok, st.reloads_failed), (1, 1));
+    let last = st.last_reload.unwrap();
+    assert!(!last.ok && last.message.contains("wieght"), "{last:?}");
 }
 
 /// A UDP responder: echoes `pong` to anything, until dropped.

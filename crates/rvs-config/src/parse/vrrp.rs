@@ -8,6 +8,7 @@
 
 use super::{article, Reader, Table, Val};
 use crate::vrrp::*;
+use rvs_core::ServiceKey;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use toml::de::DeValue;
@@ -32,6 +33,7 @@ const VRRP_KEYS: &[&str] = &[
     "garp_refresh",
     "track_interface",
     "track_script",
+    "track_service",
     "notify_master",
     "notify_backup",
     "notify_fault",
@@ -40,6 +42,7 @@ const VRRP_KEYS: &[&str] = &[
     "notify_timeout",
 ];
 const TRACK_INTERFACE_KEYS: &[&str] = &["name", "weight"];
+const TRACK_SERVICE_KEYS: &[&str] = &["service", "weight"];
 const TRACK_SCRIPT_KEYS: &[&str] = &[
     "name", "command", "interval", "timeout", "rise", "fall", "weight",
 ];
@@ -52,12 +55,12 @@ fn interface_name_ok(s: &str) -> bool {
 
 impl Reader<'_> {
     /// The `vrrp` key: every instance, checked alone and against the others.
-    pub(super) fn vrrp(&mut self, v: &Val<'_>) -> Vec<VrrpInstance> {
+    pub(super) fn vrrp(&mut self, v: &Val<'_>, services: &[ServiceKey]) -> Vec<VrrpInstance> {
         let mut out = Vec::new();
         let mut names: HashMap<String, usize> = HashMap::new();
         let mut routers: HashMap<(String, u8, bool), usize> = HashMap::new();
         for t in self.array_of_tables(v, "vrrp", "[[vrrp]]") {
-            let Some(inst) = self.vrrp_instance(&t) else {
+            let Some(inst) = self.vrrp_instance(&t, services) else {
                 continue;
             };
             let line = self.errs.line_of(&t.span);
@@ -94,7 +97,11 @@ impl Reader<'_> {
         out
     }
 
-    fn vrrp_instance(&mut self, t: &Table<'_, '_>) -> Option<VrrpInstance> {
+    fn vrrp_instance(
+        &mut self,
+        t: &Table<'_, '_>,
+        services: &[ServiceKey],
+    ) -> Option<VrrpInstance> {
         self.check_keys(t, VRRP_KEYS);
         let before = self.errs.list.len();
         let name = self.vrrp_required_string(t, "name");
@@ -295,6 +302,63 @@ impl Reader<'_> {
                 if let (Some(name), Some(weight)) = (name, weight) {
                     inst.track_interfaces
                         .push(VrrpTrackInterface { name, weight });
+                }
+            }
+        }
+        if let Some(v) = t.get("track_service") {
+            for tt in self.array_of_tables(v, "track_service", "[[vrrp.track_service]]") {
+                self.check_keys(&tt, TRACK_SERVICE_KEYS);
+                let service = match tt.get("service") {
+                    None => {
+                        self.errs.at(
+                            &tt.span,
+                            "[[vrrp.track_service]] needs service = \"tcp:ADDR:PORT\" (or udp:, sctp:, fwmark:)",
+                        );
+                        None
+                    }
+                    Some(sv) => match self
+                        .string(sv, "service")
+                        .map(crate::addr::parse_service_name)
+                    {
+                        Some(Ok(k)) if services.contains(&k) => Some(k),
+                        Some(Ok(k)) => {
+                            self.errs.at(
+                                &sv.span(),
+                                format!(
+                                    "service {} is not declared in this file",
+                                    super::describe(&k)
+                                ),
+                            );
+                            None
+                        }
+                        Some(Err(e)) => {
+                            self.errs.at(&sv.span(), format!("service {e}"));
+                            None
+                        }
+                        None => None,
+                    },
+                };
+                let weight = match tt.get("weight") {
+                    None => {
+                        self.errs.at(
+                            &tt.span,
+                            "[[vrrp.track_service]] needs a negative weight (-253..=-1), added to the priority while the service has lost quorum",
+                        );
+                        None
+                    }
+                    Some(wv) => self
+                        .integer(
+                            wv,
+                            "weight",
+                            -VRRP_MAX_WEIGHT,
+                            -1,
+                            " (added while the service has lost quorum)",
+                        )
+                        .map(|w| w as i32),
+                };
+                if let (Some(service), Some(weight)) = (service, weight) {
+                    inst.track_services
+                        .push(VrrpTrackService { service, weight });
                 }
             }
         }
