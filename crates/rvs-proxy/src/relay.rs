@@ -13,6 +13,7 @@ use crate::config::RelayMethod;
 use crate::sys::Pipe;
 use crate::track::Tracked;
 use std::cell::RefCell;
+use std::future::Future;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
@@ -122,6 +123,15 @@ impl<'a> Relay<'a> {
             up: Half::default(),
             down: Half::default(),
         }
+    }
+
+    /// Starts the client-to-server direction with bytes that still have
+    /// to reach the real server (read before connecting) and with the
+    /// client's end of stream when it was seen then.
+    pub fn prime(&mut self, unsent: Vec<u8>, client_eof: bool) {
+        self.up.pending = unsent;
+        self.up.pos = 0;
+        self.up.eof = client_eof;
     }
 
     /// Whether both directions have finished.
@@ -319,9 +329,23 @@ fn copy_chunk(
             Err(e) => return Err(HalfError::Read(e)),
         };
         count(n);
+        // A short read that emptied a socket whose peer has finished
+        // sending: the end of stream is next. Knowing it now saves the read
+        // that would return 0, and MSG_MORE holds these bytes back for the
+        // FIN that `poll_half` sends right after, so both leave in one
+        // segment.
+        let fin = n < buf.len() && read_closed(src);
+        let flags = if fin {
+            libc::MSG_NOSIGNAL | libc::MSG_MORE
+        } else {
+            libc::MSG_NOSIGNAL
+        };
         let mut off = 0;
         while off < n {
-            match dst.try_write(&buf[off..n]) {
+            let r = dst.try_io(Interest::WRITABLE, || {
+                socket2::SockRef::from(dst).send_with_flags(&buf[off..n], flags)
+            });
+            match r {
                 Ok(m) => off += m,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(HalfError::Write(e)),
@@ -331,6 +355,23 @@ fn copy_chunk(
             h.pending.extend_from_slice(&buf[off..n]);
             h.pos = 0;
         }
+        if fin {
+            h.eof = true;
+        }
         Ok(n)
     })
+}
+
+/// Whether the runtime has seen the peer's FIN on `s` (EPOLLRDHUP) without
+/// an error. The FIN came before the event that made `s` readable, so a
+/// read shorter than its buffer after that event took every byte before it.
+/// An error (a reset) is left for the next read to report.
+fn read_closed(s: &TcpStream) -> bool {
+    let ready = s.ready(Interest::READABLE | Interest::ERROR);
+    let mut ready = std::pin::pin!(ready);
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match ready.as_mut().poll(&mut cx) {
+        Poll::Ready(Ok(r)) => r.is_read_closed() && !r.is_error(),
+        _ => false,
+    }
 }

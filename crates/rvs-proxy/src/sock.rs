@@ -49,9 +49,24 @@ pub(crate) fn tcp_listener(
         // TPROXY delivers connections for addresses that are not local.
         set_transparent(&s, &addr)?;
     }
+    // Accepted sockets inherit TCP_NODELAY from the listener (Linux), which
+    // saves a setsockopt per connection.
+    s.set_tcp_nodelay(true)?;
     s.bind(&addr.into())?;
     s.listen(backlog.min(i32::MAX as u32) as i32)?;
     Ok(s.into())
+}
+
+/// Accepts one client: non-blocking and close-on-exec in the same system
+/// call, and (from the listener) TCP_NODELAY. Not registered with the
+/// runtime yet, so the caller can read the client's first bytes before the
+/// first readiness round.
+pub(crate) fn accept(listener: &std::net::TcpListener) -> io::Result<(Socket, SocketAddr)> {
+    let (s, peer) = SockRef::from(listener).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)?;
+    let peer = peer
+        .as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "accept: not an IP peer"))?;
+    Ok((s, peer))
 }
 
 /// A UDP socket bound to `addr` (one per worker; SO_REUSEPORT keeps each
@@ -96,26 +111,35 @@ fn bind_transparent(s: &Socket, client: SocketAddr) -> io::Result<()> {
     }
 }
 
-/// Connects to a real server, from `source` (the client, transparent mode)
-/// when given.
-pub(crate) async fn connect(
+/// Starts connecting to a real server, from `source` (the client,
+/// transparent mode) when given: a non-blocking socket with TCP_NODELAY
+/// whose `connect` is under way (or done: on loopback the handshake often
+/// completes inside the call). With `data_follows` the final ACK of the
+/// handshake is held back (TCP_QUICKACK off) so that it rides on the first
+/// data segment the caller sends at once, as HAProxy does; without data to
+/// send it would wait for the delayed-ACK timer, so it is only set then.
+pub(crate) fn start_connect(
     dest: SocketAddr,
     source: Option<SocketAddr>,
-) -> io::Result<tokio::net::TcpStream> {
-    let stream = match source {
-        None => tokio::net::TcpStream::connect(dest).await?,
-        Some(src) => {
-            let s = new_socket(&dest, Type::STREAM, socket2::Protocol::TCP)?;
-            bind_transparent(&s, src)?;
-            s.set_nonblocking(true)?;
-            let std: std::net::TcpStream = s.into();
-            tokio::net::TcpSocket::from_std_stream(std)
-                .connect(dest)
-                .await?
-        }
-    };
-    stream.set_nodelay(true)?;
-    Ok(stream)
+    data_follows: bool,
+) -> io::Result<Socket> {
+    let s = Socket::new(
+        Domain::for_address(dest),
+        Type::STREAM.nonblocking(),
+        Some(socket2::Protocol::TCP),
+    )?;
+    if let Some(src) = source {
+        bind_transparent(&s, src)?;
+    }
+    s.set_tcp_nodelay(true)?;
+    if data_follows {
+        s.set_tcp_quickack(false)?;
+    }
+    match s.connect(&dest.into()) {
+        Ok(()) => Ok(s),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(s),
+        Err(e) => Err(e),
+    }
 }
 
 /// An unconnected UDP socket towards real servers of `dest`'s family, from
@@ -135,7 +159,7 @@ pub(crate) fn udp_upstream(
 
 /// Closes a TCP socket with a reset rather than a FIN (the proxy's
 /// equivalent of the kernel refusing or aborting a connection).
-pub(crate) fn reset(stream: tokio::net::TcpStream) {
+pub(crate) fn reset<S: std::os::fd::AsFd>(stream: S) {
     let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
     drop(stream);
 }

@@ -1,6 +1,8 @@
 //! The only system calls std, tokio and socket2 do not wrap: `splice(2)`
 //! and `pipe2(2)` for the zero-copy relay, and `getrlimit`/`setrlimit` for
-//! the file-descriptor limit.
+//! the file-descriptor limit; and the registration of listening sockets
+//! with the runtime as an `AsyncFd` (so the worker accepts with its own
+//! `accept4`).
 //!
 //! Why `unsafe` is sound here: every call passes either plain integers or
 //! pointers to live, correctly sized locals (`rlimit`, the two-element fd
@@ -10,6 +12,17 @@
 //! from objects that own them for the whole call. Each new descriptor from
 //! `pipe2` is wrapped in an [`OwnedFd`] at once, so it is closed exactly once.
 #![allow(unsafe_code)]
+
+/// Registers a listening socket with the worker's runtime for readability.
+pub(crate) fn async_listener(
+    l: std::net::TcpListener,
+) -> io::Result<tokio::io::unix::AsyncFd<std::net::TcpListener>> {
+    // SAFETY: the `AsyncFd` takes ownership of the listener, which owns its
+    // descriptor: it stays open and is the same one until the `AsyncFd`
+    // (and with it the listener) is dropped.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(l, tokio::io::Interest::READABLE) }
+        .map_err(io::Error::from)
+}
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

@@ -10,28 +10,43 @@ use crate::track::{Registration, Tracked};
 use crate::worker::Worker;
 use rvs_conn::ProxyEvent;
 use rvs_core::{Protocol, ServiceKey};
+use socket2::Socket;
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::unix::AsyncFd;
+use tokio::net::TcpStream;
 
 /// Accepts clients of one service on this worker's listener, forever.
 /// Running out of descriptors is logged (once a second) and waited out.
-pub(crate) async fn accept_loop(w: Rc<Worker>, key: ServiceKey, listener: TcpListener) {
+pub(crate) async fn accept_loop(
+    w: Rc<Worker>,
+    key: ServiceKey,
+    listener: AsyncFd<std::net::TcpListener>,
+) {
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                tokio::task::spawn_local(serve(w.clone(), key, stream, peer));
+        let mut guard = match listener.readable().await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!("{}: listener: {e}", crate::service_name(&key));
+                return;
             }
-            Err(e) if sock::is_resource_exhaustion(&e) => {
+        };
+        match guard.try_io(|l| sock::accept(l.get_ref())) {
+            Ok(Ok((client, peer))) => {
+                tokio::task::spawn_local(serve(w.clone(), key, client, peer));
+            }
+            Ok(Err(e)) if sock::is_resource_exhaustion(&e) => {
                 w.warn_exhausted(&format!("{}: accept", crate::service_name(&key)), &e);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::debug!("{}: accept: {e}", crate::service_name(&key));
                 tokio::task::yield_now().await;
             }
+            // Drained: readiness is cleared, wait for the next client.
+            Err(_) => {}
         }
     }
 }
@@ -45,19 +60,101 @@ enum End {
     Cancelled,
 }
 
-async fn serve(w: Rc<Worker>, key: ServiceKey, client: TcpStream, peer: SocketAddr) {
+/// A connection to a real server as [`open`] leaves it.
+struct Opening {
+    server: Socket,
+    /// The first send succeeded, so the handshake is known to be complete.
+    connected: bool,
+    /// The PROXY protocol header and first client bytes not sent yet.
+    unsent: Vec<u8>,
+    /// Client bytes read before connecting (counted once established).
+    first_read: usize,
+    /// The client had already finished sending.
+    client_eof: bool,
+}
+
+enum OpenError {
+    Client(io::Error),
+    Server(io::Error),
+}
+
+/// Reads what the client has sent already (clients usually speak first,
+/// and their request is in the socket by the time it is accepted), starts
+/// connecting to the real server and sends the PROXY protocol header and
+/// those bytes at once. On loopback and other fast paths the handshake is
+/// complete when `connect` returns, so the request leaves with the
+/// handshake's last ACK and no readiness round is spent waiting for the
+/// connection; otherwise the send says "would block" and the bytes wait in
+/// [`Opening::unsent`]. `buf` is the worker's scratch buffer.
+fn open(
+    client: &Socket,
+    header: Option<&[u8]>,
+    buf: &mut [u8],
+    dest: SocketAddr,
+    source: Option<SocketAddr>,
+) -> Result<Opening, OpenError> {
+    let h = header.map_or(0, |h| h.len());
+    if let Some(header) = header {
+        buf[..h].copy_from_slice(header);
+    }
+    let (n, client_eof) = match (&*client).read(&mut buf[h..]) {
+        Ok(0) => (0, true),
+        Ok(n) => (n, false),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            (0, false)
+        }
+        Err(e) => return Err(OpenError::Client(e)),
+    };
+    let len = h + n;
+    let server = sock::start_connect(dest, source, len > 0).map_err(OpenError::Server)?;
+    let mut sent = 0;
+    let mut connected = false;
+    if len > 0 {
+        match server.send_with_flags(&buf[..len], libc::MSG_NOSIGNAL) {
+            Ok(m) => {
+                sent = m;
+                connected = true;
+            }
+            // Still connecting.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(OpenError::Server(e)),
+        }
+    }
+    Ok(Opening {
+        server,
+        connected,
+        unsent: buf[sent..len].to_vec(),
+        first_read: n,
+        client_eof,
+    })
+}
+
+/// Waits until a connection under way is established (or fails).
+async fn connected(server: &TcpStream) -> io::Result<()> {
+    server.writable().await?;
+    match server.take_error()? {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+async fn serve(w: Rc<Worker>, key: ServiceKey, client: Socket, peer: SocketAddr) {
     // The virtual address: the service's own, unless the socket may have
     // received connections for other addresses (wildcard, TPROXY).
     let local = match key {
         ServiceKey::Addr { addr, port, .. } if port != 0 && !addr.is_unspecified() => {
             SocketAddr::new(addr, port)
         }
-        _ => match client.local_addr() {
-            Ok(a) => a,
-            Err(_) => return,
+        _ => match client.local_addr().ok().and_then(|a| a.as_socket()) {
+            Some(a) => a,
+            None => return,
         },
     };
-    let _ = client.set_nodelay(true);
     let now = w.now();
     let Some(target) = w.schedule(&key, Protocol::Tcp, peer, local, &[], now) else {
         // No real server (or a deleted one without expire_nodest_conn):
@@ -72,35 +169,61 @@ async fn serve(w: Rc<Worker>, key: ServiceKey, client: TcpStream, peer: SocketAd
     };
 
     let source = target.addressing.transparent.then_some(peer);
-    let connected = tokio::select! {
-        r = tokio::time::timeout(w.shared.connect_timeout, sock::connect(target.dest, source)) => match r {
-            Ok(Ok(s)) => Some(s),
-            Ok(Err(e)) => {
-                if sock::is_resource_exhaustion(&e) {
-                    w.warn_exhausted("connect to real server", &e);
-                }
-                tracing::debug!(rs = %target.dest, "connect failed: {e}");
-                None
-            }
-            Err(_) => {
-                tracing::debug!(rs = %target.dest, "connect timed out");
-                None
-            }
-        },
-        _ = tracked.cancelled() => None,
-    };
-    let Some(mut server) = connected else {
-        w.report(&tracked, &[ProxyEvent::ServerReset, ProxyEvent::Closed]);
-        sock::reset(client);
-        return;
-    };
-    if let Some(h) = proxy_protocol::header(
+    let header = proxy_protocol::header(
         target.addressing.proxy_protocol,
         peer,
         local,
         Transport::Stream,
-    ) {
-        if server.write_all(&h).await.is_err() {
+    );
+    let opened = w
+        .relay
+        .with_scratch(|buf| open(&client, header.as_deref(), buf, target.dest, source));
+    let opening = match opened {
+        Ok(o) => o,
+        Err(OpenError::Client(e)) => {
+            tracing::trace!(client = %peer, "client side failed: {e}");
+            w.report(&tracked, &[ProxyEvent::ClientReset, ProxyEvent::Closed]);
+            sock::reset(client);
+            return;
+        }
+        Err(OpenError::Server(e)) => {
+            if sock::is_resource_exhaustion(&e) {
+                w.warn_exhausted("connect to real server", &e);
+            }
+            tracing::debug!(rs = %target.dest, "connect failed: {e}");
+            w.report(&tracked, &[ProxyEvent::ServerReset, ProxyEvent::Closed]);
+            sock::reset(client);
+            return;
+        }
+    };
+    let streams = TcpStream::from_std(std::net::TcpStream::from(client)).and_then(|c| {
+        TcpStream::from_std(std::net::TcpStream::from(opening.server)).map(|s| (c, s))
+    });
+    let (client, server) = match streams {
+        Ok(cs) => cs,
+        Err(e) => {
+            // The sockets are closed (dropped) with the error.
+            tracing::debug!("cannot register sockets: {e}");
+            w.report(&tracked, &[ProxyEvent::ServerReset, ProxyEvent::Closed]);
+            return;
+        }
+    };
+    if !opening.connected {
+        let up = tokio::select! {
+            r = tokio::time::timeout(w.shared.connect_timeout, connected(&server)) => match r {
+                Ok(Ok(())) => true,
+                Ok(Err(e)) => {
+                    tracing::debug!(rs = %target.dest, "connect failed: {e}");
+                    false
+                }
+                Err(_) => {
+                    tracing::debug!(rs = %target.dest, "connect timed out");
+                    false
+                }
+            },
+            _ = tracked.cancelled() => false,
+        };
+        if !up {
             w.report(&tracked, &[ProxyEvent::ServerReset, ProxyEvent::Closed]);
             sock::reset(client);
             sock::reset(server);
@@ -112,8 +235,12 @@ async fn serve(w: Rc<Worker>, key: ServiceKey, client: TcpStream, peer: SocketAd
         sock::reset(server);
         return;
     }
+    if opening.first_read > 0 {
+        tracked.count_in(opening.first_read);
+    }
 
     let mut relay = Relay::new(client, server, &w.relay, &tracked);
+    relay.prime(opening.unsent, opening.client_eof);
     let end = loop {
         let ev = std::future::poll_fn(|cx| {
             if tracked.poll_cancelled(cx).is_ready() {

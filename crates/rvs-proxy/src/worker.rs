@@ -249,7 +249,7 @@ async fn serve(w: Rc<Worker>, mut rx: UnboundedReceiver<Command>) {
     let maint = tokio::task::spawn_local(maintain(w.clone()));
     while let Some(cmd) = rx.recv().await {
         match cmd {
-            Command::ListenTcp(key, l) => match tokio::net::TcpListener::from_std(l) {
+            Command::ListenTcp(key, l) => match crate::sys::async_listener(l) {
                 Ok(l) => {
                     let h = tokio::task::spawn_local(crate::tcp::accept_loop(w.clone(), key, l));
                     w.listeners.borrow_mut().entry(key).or_default().push(h);
