@@ -8,7 +8,7 @@ use crate::wire::{decode, ConnRecord, DecodeError};
 use rvs_conn::conn::{CONN_F_FWD_MASK, CONN_F_MASQ};
 use rvs_conn::pe::{self, PeData};
 use rvs_conn::sched::{FTPDATA, FTPPORT};
-use rvs_conn::{ConnTable, Installed, SyncedConn};
+use rvs_conn::{ConnId, ConnTable, Installed, SyncedConn};
 use rvs_core::table::ServiceTable;
 use rvs_core::{Af, DestId, Protocol, ServiceKey, Time};
 use std::net::IpAddr;
@@ -167,6 +167,20 @@ impl Receiver {
         services: &mut ServiceTable,
         conns: &mut ConnTable,
     ) -> Received {
+        self.receive_into(datagram, now, services, conns, &mut Vec::new())
+    }
+
+    /// [`Receiver::receive`], appending the entries it created or updated
+    /// to `installed` (for an engine that mirrors them into its own
+    /// table, as the xdp engine does into its BPF maps).
+    pub fn receive_into(
+        &mut self,
+        datagram: &[u8],
+        now: Time,
+        services: &mut ServiceTable,
+        conns: &mut ConnTable,
+        installed: &mut Vec<ConnId>,
+    ) -> Received {
         let m = match decode(datagram) {
             Ok(m) => m,
             Err(e) => {
@@ -198,8 +212,14 @@ impl Receiver {
                 services, s.af, s.daddr, s.dport, s.vaddr, s.vport, s.proto, s.fwmark, s.flags,
             );
             match conns.install_synced(s, dest, self.sync_threshold, now, services) {
-                Ok(Installed::Created(_)) => t.created += 1,
-                Ok(Installed::Updated(_)) => t.updated += 1,
+                Ok(Installed::Created(id)) => {
+                    t.created += 1;
+                    installed.push(id);
+                }
+                Ok(Installed::Updated(id)) => {
+                    t.updated += 1;
+                    installed.push(id);
+                }
                 Ok(Installed::Ignored) => t.ignored += 1,
                 Err(_) => t.refused += 1,
             }

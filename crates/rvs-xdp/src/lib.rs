@@ -12,15 +12,19 @@
 //! to userspace, which schedules it with [`rvs_conn::ConnTable::schedule`]
 //! and re-injects it. A tick mirrors the entries and counters into the
 //! director and expires idle entries with the table's timeouts. Maps are
-//! pinned, so a restart keeps established flows. It also ships
-//! `bpf/rvs_decap.bpf.c` ([`Decap`]) for tunnelling real servers. Design
-//! and trade-offs: `docs/xdp.md`. The `unsafe` code is libbpf-rs's.
+//! pinned, so a restart keeps established flows. With connection sync the
+//! tick feeds the master's sync sender, and a backup writes the entries it
+//! receives into its map, so a takeover keeps them too ([`SyncHandle`]).
+//! It also ships `bpf/rvs_decap.bpf.c` ([`Decap`]) for tunnelling real
+//! servers. Design and trade-offs: `docs/xdp.md`. The `unsafe` code is
+//! libbpf-rs's.
 
 mod datapath;
 mod decap;
 mod engine;
 pub mod maps;
 pub mod packet;
+mod sync;
 
 pub use datapath::{
     AttachMode, Datapath, Error, RunResult, PINNED_MAPS, XDP_ABORTED, XDP_DROP, XDP_OBJECT,
@@ -29,4 +33,7 @@ pub use datapath::{
 pub use decap::{Decap, DECAP_OBJECT};
 pub use engine::{
     admit, now_units, service_name, Engine, SharedDirector, SyncProblem, XdpOptions, MAX_RING,
+};
+pub use sync::{
+    synced_entries, SendGate, SharedSender, SyncFeed, SyncHandle, SyncLink, SyncedEntry,
 };
