@@ -63,4 +63,11 @@ pub trait Scheduler: Send + Sync + std::fmt::Debug {
     /// Periodic housekeeping (lblc/lblcr garbage collection). Called at
     /// least once a minute.
     fn tick(&mut self, _now: Time) {}
+
+    /// A copy of the scheduler with its state, so a data path can compute
+    /// picks ahead without moving this one (the xdp engine's rr and wrr
+    /// rings); `None` when the scheduler does not offer one.
+    fn snapshot(&self) -> Option<Box<dyn Scheduler>> {
+        None
+    }
 }

@@ -15,7 +15,7 @@ use rvs_core::sched::{PacketInfo, SchedService, Scheduler};
 use rvs_core::{Dest, Time};
 
 /// The `rr` scheduler.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct RoundRobin {
     /// `None` is the list head.
     cursor: Option<DestRef>,
@@ -28,6 +28,10 @@ impl RoundRobin {
 }
 
 impl Scheduler for RoundRobin {
+    fn snapshot(&self) -> Option<Box<dyn Scheduler>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn name(&self) -> &'static str {
         "rr"
     }

@@ -21,7 +21,7 @@ use rvs_core::sched::{PacketInfo, SchedService, Scheduler};
 use rvs_core::{Dest, Time};
 
 /// The `wrr` scheduler.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct WeightedRoundRobin {
     /// `None` is the list head.
     cl: Option<DestRef>,
@@ -79,6 +79,10 @@ impl WeightedRoundRobin {
 }
 
 impl Scheduler for WeightedRoundRobin {
+    fn snapshot(&self) -> Option<Box<dyn Scheduler>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn name(&self) -> &'static str {
         "wrr"
     }

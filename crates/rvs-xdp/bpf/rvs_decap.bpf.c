@@ -119,4 +119,14 @@ int rvs_decap(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
+/* Passes every frame. On veth, frames another program sends with XDP_TX
+ * are only delivered to a peer that runs an XDP program (the kernel
+ * flushes its XDP_TX queue only toward such a peer), so the peer of a
+ * veth the xdp engine is attached to runs this. */
+SEC("xdp")
+int rvs_pass(struct xdp_md *ctx)
+{
+	return XDP_PASS;
+}
+
 char _license[] SEC("license") = "GPL";

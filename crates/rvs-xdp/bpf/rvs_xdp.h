@@ -65,6 +65,10 @@ struct rvs_dest {
 	__u16 port_be; /* 0: the packet's own port */
 	__u16 tun_port_be;
 	__u32 svc; /* service id */
+	/* The real server's port as configured (DR and tunnels ignore it):
+	 * with svc and addr, what a restarted loader finds its slot by. */
+	__u16 id_port_be;
+	__u16 pad;
 };
 
 /* The next hop toward a real server, filled by the program from the FIB

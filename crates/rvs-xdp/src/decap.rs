@@ -2,6 +2,8 @@
 //! a real server's interface strips IPIP, IPv6-in-IP, GUE and GRE headers
 //! so the inner packet reaches the stack (for hosts without the ipip,
 //! ip6_tunnel, fou or gre modules; see docs/xdp.md for the kernel set-up).
+//! The same object carries a program that passes everything, for the peer
+//! of a veth the engine runs on ([`Decap::passthrough`]).
 
 use crate::datapath::{err, Error};
 use libbpf_rs::{MapCore, MapFlags, Object, ObjectBuilder, Xdp, XdpFlags};
@@ -13,6 +15,7 @@ pub const DECAP_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rvs_de
 /// The decapsulation program, loaded and (once attached) running.
 pub struct Decap {
     obj: Object,
+    prog: &'static str,
     attached: Option<(i32, XdpFlags)>,
 }
 
@@ -44,8 +47,19 @@ impl Decap {
         }
         Ok(Decap {
             obj,
+            prog: "rvs_decap",
             attached: None,
         })
+    }
+
+    /// Loads the program that passes every frame unchanged. On veth, the
+    /// kernel delivers frames the engine sends with XDP_TX only to a peer
+    /// that runs an XDP program: attach this to the peer of a veth the
+    /// engine runs on (a real NIC needs nothing).
+    pub fn passthrough() -> Result<Decap, Error> {
+        let mut d = Decap::load(0)?;
+        d.prog = "rvs_pass";
+        Ok(d)
     }
 
     /// Attaches to interface `ifindex` (native mode, else generic).
@@ -53,8 +67,8 @@ impl Decap {
         let p = self
             .obj
             .progs()
-            .find(|p| p.name() == "rvs_decap")
-            .ok_or_else(|| Error("decap object has no program".into()))?;
+            .find(|p| p.name() == self.prog)
+            .ok_or_else(|| Error(format!("decap object has no program {}", self.prog)))?;
         let x = Xdp::new(p.as_fd());
         let flags = match x.attach(ifindex, XdpFlags::DRV_MODE) {
             Ok(()) => XdpFlags::DRV_MODE,
@@ -82,7 +96,7 @@ impl Decap {
 impl Drop for Decap {
     fn drop(&mut self) {
         if let Some((ifindex, flags)) = self.attached.take() {
-            if let Some(p) = self.obj.progs().find(|p| p.name() == "rvs_decap") {
+            if let Some(p) = self.obj.progs().find(|p| p.name() == self.prog) {
                 let _ = Xdp::new(p.as_fd()).detach(ifindex, flags);
             }
         }

@@ -132,17 +132,21 @@ struct State {
     stats_seen: HashMap<u16, DestStats>,
     probe: VecDeque<IpAddr>,
     last_nh_flush: Option<Instant>,
+    /// Real-server slots found in the pinned maps at start, by service id,
+    /// address and configured port, until the first sync claims them.
+    adopted: HashMap<(u32, IpAddr, u16), (u16, DestVal)>,
+    /// Whether sync has run: until then the tick leaves the entries alone
+    /// (their slots are not known yet).
+    synced: bool,
 }
 
-pub(crate) struct Inner {
+struct Inner {
     director: SharedDirector,
     epoch: Instant,
-    pub(crate) dp: Datapath,
+    dp: Datapath,
     ifindex: u32,
     state: Mutex<State>,
     stop: AtomicBool,
-    /// Connection sync (`crate::sync`); lock order: state, director, this.
-    pub(crate) sync: Mutex<crate::sync::SyncState>,
 }
 
 /// The xdp engine: the BPF program on one interface, fed from the
@@ -195,7 +199,6 @@ impl Engine {
             ifindex,
             state: Mutex::new(State::default()),
             stop: AtomicBool::new(false),
-            sync: Mutex::new(Default::default()),
             dp: {
                 dp.attach(ifindex as i32, options.mode)?;
                 dp
@@ -234,12 +237,6 @@ impl Engine {
     /// The loaded program and maps.
     pub fn datapath(&self) -> &Datapath {
         &self.inner.dp
-    }
-
-    /// The connection-sync daemons' handle on this engine (feeding the
-    /// master's sender, installing synced entries): see `crate::sync`.
-    pub fn sync_handle(&self) -> crate::sync::SyncHandle {
-        crate::sync::SyncHandle::new(self.inner.clone())
     }
 
     /// Mirrors the director's table into the maps (call after every table
@@ -413,26 +410,95 @@ impl Inner {
         self.epoch.elapsed().as_millis() as Time
     }
 
-    /// After a restart: the entries already in the pinned maps are
-    /// mirrored at the first sync/tick (slots are rebuilt by sync in the
-    /// same order, see `docs/xdp.md`); nothing to do but log.
+    /// After a restart: takes over the services and real-server slots the
+    /// pinned maps hold, so the first sync gives every real server still
+    /// in the table the slot its connection entries point at (found by
+    /// service, address and port), and the entries keep flowing.
     fn adopt_pinned(&self) {
-        let n = self.dp.conns().len();
-        if n > 0 {
-            tracing::info!(
-                entries = n,
-                "xdp: connection entries kept from the previous run"
+        let mut st = lock(&self.state);
+        let st = &mut *st;
+        let half = maps::RING_SLOTS / 2;
+        let mut used_svc = HashSet::new();
+        for k in self.dp.services.keys() {
+            let (Some((addr, port, proto)), Some(v)) = (
+                maps::svc_key_decode(&k),
+                self.dp
+                    .services
+                    .lookup(&k, MapFlags::ANY)
+                    .ok()
+                    .flatten()
+                    .and_then(|v| Svc::decode(&v)),
+            ) else {
+                continue;
+            };
+            let proto = match proto {
+                6 => Protocol::Tcp,
+                17 => Protocol::Udp,
+                _ => continue,
+            };
+            if v.id >= maps::MAX_SERVICES || !used_svc.insert(v.id) {
+                continue;
+            }
+            if v.ring_len > 0 {
+                st.ring_half = u32::from(v.ring_off >= half);
+            }
+            st.svcs.insert(
+                ServiceKey::Addr { proto, addr, port },
+                SvcSlot {
+                    id: v.id,
+                    // Picks of the previous run's ring are not replayed:
+                    // the scheduler starts afresh, as it does in a new table.
+                    ring_len: 0,
+                    written: Some(v),
+                },
             );
         }
-    }
-
-    /// Connection sync: the slot, method, address and port of real server
-    /// `dest`, if the engine carries it.
-    pub(crate) fn dest_slot(&self, dest: DestId) -> Option<(u16, FwdMethod, IpAddr, u16)> {
-        let st = lock(&self.state);
-        let slot = *st.dests.get(&dest)?;
-        let d = st.slots.get(&slot)?;
-        Some((slot, d.fwd, d.addr, d.port))
+        st.next_svc = used_svc.iter().max().map_or(0, |m| m + 1);
+        st.free_svc = (0..st.next_svc).filter(|i| !used_svc.contains(i)).collect();
+        let mut used_dest = HashSet::new();
+        let found: Vec<(u32, DestVal)> =
+            match self
+                .dp
+                .dests
+                .lookup_batch(4096, MapFlags::ANY, MapFlags::ANY)
+            {
+                Ok(it) => it
+                    .filter_map(|(k, v)| {
+                        let slot = u32::from_ne_bytes(k.get(..4)?.try_into().ok()?);
+                        Some((slot, DestVal::decode(&v)?))
+                    })
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!("xdp: reading the pinned real servers: {e}");
+                    Vec::new()
+                }
+            };
+        for (slot, v) in found {
+            if slot >= maps::MAX_DESTS || !used_svc.contains(&v.svc) {
+                continue;
+            }
+            used_dest.insert(slot);
+            st.adopted
+                .insert((v.svc, v.addr, v.id_port), (slot as u16, v));
+            // Counters already there were counted by the previous run.
+            if let Ok(now) = self.dp.dest_stats(slot) {
+                st.stats_seen.insert(slot as u16, now);
+            }
+        }
+        st.next_dest = used_dest.iter().max().map_or(0, |m| m + 1);
+        st.free_dest = (0..st.next_dest)
+            .filter(|i| !used_dest.contains(i))
+            .map(|i| i as u16)
+            .collect();
+        let n = self.dp.conns().len();
+        if n > 0 || !st.adopted.is_empty() {
+            tracing::info!(
+                entries = n,
+                services = st.svcs.len(),
+                real_servers = st.adopted.len(),
+                "xdp: taking over the pinned maps of the previous run"
+            );
+        }
     }
 
     fn alloc_dest(st: &mut State) -> Option<u16> {
@@ -530,8 +596,19 @@ impl Inner {
                         ),
                     });
                 }
+                let mut adopted = None;
                 let slot = match st.dests.get(&dest.id) {
                     Some(&s) => s,
+                    None if st
+                        .adopted
+                        .contains_key(&(id, dest.config.addr, dest.config.port)) =>
+                    {
+                        let (s, v) = st.adopted[&(id, dest.config.addr, dest.config.port)];
+                        st.adopted.remove(&(id, dest.config.addr, dest.config.port));
+                        adopted = Some(v);
+                        st.dests.insert(dest.id, s);
+                        s
+                    }
                     None => {
                         let Some(s) = Self::alloc_dest(st) else {
                             problems.push(SyncProblem {
@@ -575,8 +652,9 @@ impl Inner {
                     port: if c.fwd == FwdMethod::Masq { c.port } else { 0 },
                     tun_port: c.tun_port,
                     svc: id,
+                    id_port: c.port,
                 };
-                let written = prev.and_then(|p| p.written);
+                let written = prev.and_then(|p| p.written).or(adopted);
                 if written != Some(val) {
                     dest_writes.push((slot, val));
                 }
@@ -592,8 +670,14 @@ impl Inner {
                     },
                 );
             }
-            // The ring: advance the scheduler to where BPF got, then take
-            // one period of its picks.
+            // The ring: advance the scheduler by the picks BPF made from
+            // the last ring, then take one period of picks from a copy of
+            // it. The scheduler itself must make exactly the kernel's
+            // picks: a table change resets part of its state (wrr keeps
+            // its current weight), so picks made ahead would shift the
+            // sequence. A period brings the state back to where it was
+            // after the same pick of the previous period, so `pos` picks
+            // are `(pos - 1) % len + 1` picks.
             let old = st.svcs[key];
             if old.ring_len > 0 {
                 let pos = self
@@ -605,7 +689,12 @@ impl Inner {
                     .map(|v| u64::from_ne_bytes(v[..8].try_into().unwrap_or([0; 8])))
                     .unwrap_or(0);
                 let info = dummy_packet(key);
-                for _ in 0..pos % old.ring_len as u64 {
+                let picks = if pos == 0 {
+                    0
+                } else {
+                    (pos - 1) % old.ring_len as u64 + 1
+                };
+                for _ in 0..picks {
                     svc.schedule(&info, now);
                 }
             }
@@ -615,14 +704,16 @@ impl Inner {
                 ring_off: 0,
                 ring_len: 0,
             };
-            if let Some(period) = ring_period(svc) {
+            let snapshot = svc.scheduler.as_ref().and_then(|s| s.snapshot());
+            if let (Some(period), Some(mut ahead)) = (ring_period(svc), snapshot) {
                 let info = dummy_packet(key);
                 let start = ring.len();
                 let mut ok = period > 0 && start + period <= half as usize;
                 if ok {
+                    let view = svc.sched_view();
                     for _ in 0..period {
-                        match svc
-                            .schedule(&info, now)
+                        match ahead
+                            .schedule(&view, &info, now)
                             .and_then(|i| svc.dests.get(i))
                             .and_then(|dd| st.dests.get(&dd.id))
                         {
@@ -687,10 +778,10 @@ impl Inner {
             st.dests.remove(&id);
             st.slots.remove(&slot);
             st.stats_seen.remove(&slot);
-            let _ = self
-                .dp
-                .dests
-                .update(&slot.to_ne_bytes(), &[0u8; 44], MapFlags::ANY);
+            let _ =
+                self.dp
+                    .dests
+                    .update(&slot.to_ne_bytes(), &[0u8; maps::DEST_SIZE], MapFlags::ANY);
             st.free_dest.push_back(slot);
         }
         drop(d);
@@ -774,6 +865,17 @@ impl Inner {
             }
         }
         st.ring_half = next_half;
+        // Slots of the previous run that no real server claimed: free.
+        for (_, (slot, _)) in std::mem::take(&mut st.adopted) {
+            let _ = self.dp.dests.update(
+                &(slot as u32).to_ne_bytes(),
+                &[0u8; maps::DEST_SIZE],
+                MapFlags::ANY,
+            );
+            st.stats_seen.remove(&slot);
+            st.free_dest.push_back(slot);
+        }
+        st.synced = true;
         let gone: Vec<ServiceKey> = st
             .svcs
             .keys()
@@ -841,13 +943,15 @@ impl Inner {
 
     fn tick(&self, st: &mut State) {
         st.last_nh_flush = Some(Instant::now());
+        if !st.synced {
+            return;
+        }
         let now = self.now();
         let units = now_units();
         let entries = self.dp.conns();
         let mut d = lock(&self.director);
         let timeouts = d.conns().timeouts.clone();
         let mut live: HashSet<ConnKey> = HashSet::with_capacity(entries.len());
-        let mut changed: Vec<(ConnKey, ConnId)> = Vec::new();
         for (k, v) in entries {
             let Some(slot) = st.slots.get(&v.dest).cloned() else {
                 // An entry from before a restart whose slot sync has not
@@ -898,7 +1002,6 @@ impl Inner {
             if let Ok(Installed::Created(id) | Installed::Updated(id)) =
                 conns.install_synced(s, Some(slot.id), 0, now, table)
             {
-                changed.push((k, id));
                 st.mirror.insert(
                     k,
                     Mirror {
@@ -920,7 +1023,6 @@ impl Inner {
                 d.tables_mut().1.expire_now(m.id, now);
             }
         }
-        crate::sync::feed(&self.sync, d.conns(), &changed, &live, now);
         let slots: Vec<u16> = st.slots.keys().copied().collect();
         for s in slots {
             self.flush_slot_stats(st, &mut d, s);

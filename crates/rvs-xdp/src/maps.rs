@@ -100,7 +100,7 @@ impl Svc {
     }
 }
 
-/// `struct rvs_dest` (44 bytes).
+/// `struct rvs_dest` (48 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DestVal {
     pub addr: IpAddr,
@@ -108,21 +108,73 @@ pub struct DestVal {
     pub fwd: u8,
     pub tun_type: u8,
     pub flags: u8,
+    /// NAT: the port the destination is rewritten to (0: unchanged).
     pub port: u16,
     pub tun_port: u16,
     pub svc: u32,
+    /// The real server's configured port: with `svc` and `addr`, how a
+    /// restarted engine recognises the slot (the program ignores it).
+    pub id_port: u16,
 }
+
+/// The size of `struct rvs_dest`.
+pub const DEST_SIZE: usize = 48;
 
 impl DestVal {
     pub fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(44);
+        let mut b = Vec::with_capacity(DEST_SIZE);
         b.extend_from_slice(&addr16(&self.addr));
         b.extend_from_slice(&self.tun_src);
         b.extend_from_slice(&[af_of(&self.addr), self.fwd, self.tun_type, self.flags]);
         b.extend_from_slice(&self.port.to_be_bytes());
         b.extend_from_slice(&self.tun_port.to_be_bytes());
         b.extend_from_slice(&self.svc.to_ne_bytes());
+        b.extend_from_slice(&self.id_port.to_be_bytes());
+        b.extend_from_slice(&[0, 0]);
         b
+    }
+
+    /// `None` for an unused slot (no address family) or a short value.
+    pub fn decode(b: &[u8]) -> Option<DestVal> {
+        if b.len() < DEST_SIZE || !matches!(b[32], AF_INET | AF_INET6) {
+            return None;
+        }
+        let mut tun_src = [0u8; 16];
+        tun_src.copy_from_slice(&b[16..32]);
+        Some(DestVal {
+            addr: addr_from(b[32], &b[..16]),
+            tun_src,
+            fwd: b[33],
+            tun_type: b[34],
+            flags: b[35],
+            port: u16::from_be_bytes([b[36], b[37]]),
+            tun_port: u16::from_be_bytes([b[38], b[39]]),
+            svc: u32_at(b, 40),
+            id_port: u16::from_be_bytes([b[44], b[45]]),
+        })
+    }
+}
+
+/// Decodes `struct rvs_svc_key`: address, port, IP protocol.
+pub fn svc_key_decode(b: &[u8]) -> Option<(IpAddr, u16, u8)> {
+    if b.len() != 20 || !matches!(b[19], AF_INET | AF_INET6) {
+        return None;
+    }
+    Some((
+        addr_from(b[19], &b[..16]),
+        u16::from_be_bytes([b[16], b[17]]),
+        b[18],
+    ))
+}
+
+impl Svc {
+    pub fn decode(b: &[u8]) -> Option<Svc> {
+        (b.len() == 16).then(|| Svc {
+            id: u32_at(b, 0),
+            flags: u32_at(b, 4),
+            ring_off: u32_at(b, 8),
+            ring_len: u32_at(b, 12),
+        })
     }
 }
 
@@ -341,9 +393,23 @@ mod tests {
             port: 80,
             tun_port: 0,
             svc: 1,
+            id_port: 80,
         };
-        assert_eq!(d.encode().len(), 44);
+        assert_eq!(d.encode().len(), DEST_SIZE);
+        assert_eq!(DestVal::decode(&d.encode()), Some(d));
+        assert_eq!(DestVal::decode(&[0; DEST_SIZE]), None);
         assert_eq!(svc_key(&d.addr, 80, 6).len(), 20);
+        assert_eq!(
+            svc_key_decode(&svc_key(&d.addr, 80, 6)),
+            Some((d.addr, 80, 6))
+        );
+        let s = Svc {
+            id: 3,
+            flags: SVC_RING,
+            ring_off: 9,
+            ring_len: 4,
+        };
+        assert_eq!(Svc::decode(&s.encode()), Some(s));
         assert_eq!(
             Svc {
                 id: 0,

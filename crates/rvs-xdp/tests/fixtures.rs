@@ -132,6 +132,7 @@ fn setup(tag: &str) -> Option<Fixture> {
                     port: if fwd == maps::FWD_MASQ { NAT_PORT } else { 0 },
                     tun_port: GUE_PORT,
                     svc: s,
+                    id_port: port,
                 },
             )
             .unwrap();
