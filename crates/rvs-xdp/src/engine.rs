@@ -140,13 +140,15 @@ struct State {
     synced: bool,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     director: SharedDirector,
     epoch: Instant,
-    dp: Datapath,
+    pub(crate) dp: Datapath,
     ifindex: u32,
     state: Mutex<State>,
     stop: AtomicBool,
+    /// Connection sync (`crate::sync`); lock order: state, director, this.
+    pub(crate) sync: Mutex<crate::sync::SyncState>,
 }
 
 /// The xdp engine: the BPF program on one interface, fed from the
@@ -199,6 +201,7 @@ impl Engine {
             ifindex,
             state: Mutex::new(State::default()),
             stop: AtomicBool::new(false),
+            sync: Mutex::new(Default::default()),
             dp: {
                 dp.attach(ifindex as i32, options.mode)?;
                 dp
@@ -237,6 +240,12 @@ impl Engine {
     /// The loaded program and maps.
     pub fn datapath(&self) -> &Datapath {
         &self.inner.dp
+    }
+
+    /// The connection-sync daemons' handle on this engine (feeding the
+    /// master's sender, installing synced entries): see `crate::sync`.
+    pub fn sync_handle(&self) -> crate::sync::SyncHandle {
+        crate::sync::SyncHandle::new(self.inner.clone())
     }
 
     /// Mirrors the director's table into the maps (call after every table
@@ -499,6 +508,15 @@ impl Inner {
                 "xdp: taking over the pinned maps of the previous run"
             );
         }
+    }
+
+    /// Connection sync: the slot, method, address and port of real server
+    /// `dest`, if the engine carries it.
+    pub(crate) fn dest_slot(&self, dest: DestId) -> Option<(u16, FwdMethod, IpAddr, u16)> {
+        let st = lock(&self.state);
+        let slot = *st.dests.get(&dest)?;
+        let d = st.slots.get(&slot)?;
+        Some((slot, d.fwd, d.addr, d.port))
     }
 
     fn alloc_dest(st: &mut State) -> Option<u16> {
@@ -952,6 +970,7 @@ impl Inner {
         let mut d = lock(&self.director);
         let timeouts = d.conns().timeouts.clone();
         let mut live: HashSet<ConnKey> = HashSet::with_capacity(entries.len());
+        let mut changed: Vec<(ConnKey, ConnId)> = Vec::new();
         for (k, v) in entries {
             let Some(slot) = st.slots.get(&v.dest).cloned() else {
                 // An entry from before a restart whose slot sync has not
@@ -1002,6 +1021,7 @@ impl Inner {
             if let Ok(Installed::Created(id) | Installed::Updated(id)) =
                 conns.install_synced(s, Some(slot.id), 0, now, table)
             {
+                changed.push((k, id));
                 st.mirror.insert(
                     k,
                     Mirror {
@@ -1023,6 +1043,7 @@ impl Inner {
                 d.tables_mut().1.expire_now(m.id, now);
             }
         }
+        crate::sync::feed(&self.sync, d.conns(), &changed, &live, now);
         let slots: Vec<u16> = st.slots.keys().copied().collect();
         for s in slots {
             self.flush_slot_stats(st, &mut d, s);
