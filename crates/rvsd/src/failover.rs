@@ -8,17 +8,24 @@
 //! an rvsd whose configuration no longer lists a VIP still removes it (the
 //! instances themselves remove their configured VIPs when they start).
 //!
+//! Connection sync follows the instances: while rvsd runs VRRP instances,
+//! its sync master sends only while at least one of them is MASTER
+//! ([`sends_sync`]; the backup daemon always receives), so a backup never
+//! sends back what it received. See docs/failover.md, "Sync roles".
+//!
 //! Lock order: the control state (`Shared`), then [`FAILOVER`]; nothing
-//! here takes another lock.
+//! here takes another lock. [`ROLES`] is taken alone (the instances'
+//! observers set it on their own threads).
 
 use rvs_config::{VrrpChecksum, VrrpInstance, VrrpVersion};
 use rvs_vrrp::{
-    Auth, ChecksumMode, InstanceSpec, Notify, Running, Status, TrackInterface, TrackScript,
+    Auth, ChecksumMode, InstanceSpec, Notify, Running, State, Status, TrackInterface, TrackScript,
     Version, Vip,
 };
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The running instances of this rvsd.
 static FAILOVER: Mutex<Option<Failover>> = Mutex::new(None);
@@ -30,6 +37,21 @@ struct Failover {
 
 fn lock() -> std::sync::MutexGuard<'static, Option<Failover>> {
     FAILOVER.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether each running instance is MASTER, by name, as its observer last
+/// reported (taken alone: observers run on the instances' threads).
+static ROLES: Mutex<BTreeMap<String, bool>> = Mutex::new(BTreeMap::new());
+
+fn roles() -> std::sync::MutexGuard<'static, BTreeMap<String, bool>> {
+    ROLES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether this rvsd's sync master may send: always without VRRP
+/// instances, else while at least one instance is MASTER.
+pub fn sends_sync() -> bool {
+    let r = roles();
+    r.is_empty() || r.values().any(|&m| m)
 }
 
 /// The driver's view of one `[[vrrp]]` table.
@@ -156,7 +178,16 @@ fn clean_and_record(record: &Path, list: &[VrrpInstance]) {
 }
 
 fn spawn(v: &VrrpInstance) -> Result<Running, String> {
-    Running::spawn(spec(v), None).map_err(|e| format!("cannot start VRRP instance {}: {e}", v.name))
+    roles().insert(v.name.clone(), false);
+    let observer: rvs_vrrp::Observer = Arc::new(|ev: &rvs_vrrp::TransitionEvent| {
+        if let Some(m) = roles().get_mut(&ev.instance) {
+            *m = ev.to == State::Master;
+        }
+    });
+    Running::spawn(spec(v), Some(observer)).map_err(|e| {
+        roles().remove(&v.name);
+        format!("cannot start VRRP instance {}: {e}", v.name)
+    })
 }
 
 /// Starts the configured instances (possibly none: a reload may add some).
@@ -200,6 +231,7 @@ pub fn reload(list: &[VrrpInstance]) -> String {
                 stopped += 1;
             }
             r.stop();
+            roles().remove(&v.name);
         }
     }
     clean_and_record(&f.record, list);
@@ -303,6 +335,20 @@ weight = -60
         );
         assert_eq!(s.track_scripts[0].weight, -60);
         assert_eq!(s.notify.any, vec!["/bin/true"]);
+    }
+
+    #[test]
+    fn sync_is_sent_without_vrrp_or_while_an_instance_is_master() {
+        assert!(sends_sync());
+        roles().insert("t_a".into(), false);
+        roles().insert("t_b".into(), false);
+        assert!(!sends_sync());
+        *roles().get_mut("t_b").unwrap() = true;
+        assert!(sends_sync());
+        roles().remove("t_b");
+        assert!(!sends_sync());
+        roles().remove("t_a");
+        assert!(sends_sync());
     }
 
     #[test]

@@ -313,6 +313,9 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     let director = lock(&shared).director.clone();
     crate::sync::init(director, epoch, args.sync_peers.clone());
+    if let Some(crate::xdp::DataPath::Xdp(e)) = &lock(&shared).engine {
+        crate::sync::attach_xdp(e.sync_handle());
+    }
     let clients = Arc::new(AtomicUsize::new(0));
     for conn in listener.incoming() {
         let stream = match conn {

@@ -8,8 +8,11 @@
 //! group and port on the interface and joins the group (with peers: the
 //! port on every address). Entries reach the master's [`Sender`] through a
 //! periodic scan of the connection table (the proxy engine reports no
-//! packets); a packet engine feeds it directly through [`SharedSender`]
-//! and sets [`SyncDaemons::packet_fed`]. A backup that starts asks for the
+//! packets); the xdp engine feeds it from its tick instead ([`attach_xdp`],
+//! which sets [`SyncDaemons::packet_fed`]) and gets the entries the backup
+//! installs written into its BPF map. With VRRP instances the master
+//! sends only while this director is VRRP MASTER
+//! ([`crate::failover::sends_sync`]). A backup that starts asks for the
 //! master's whole table three times a second apart (stopping once records
 //! arrive); a master answers a request with [`Sender::resend_all`], at
 //! most once a second. See docs/failover.md.
@@ -80,11 +83,29 @@ pub fn reconcile() {
 /// For a packet engine: the master's sender (call `Sender::conn_in` with
 /// it under the director lock) and the flag that turns the periodic scan
 /// off. `None` before [`init`].
-#[allow(dead_code)] // the packet engine is not in this build yet
 pub fn sender() -> Option<(SharedSender, Arc<AtomicBool>)> {
     lock(&DAEMONS)
         .as_ref()
         .map(|d| (d.sender.clone(), d.packet_fed.clone()))
+}
+
+/// The xdp engine, when it runs: synced entries are written into its map.
+/// Taken alone.
+static ENGINE: Mutex<Option<rvs_xdp::SyncHandle>> = Mutex::new(None);
+
+/// Connects the xdp engine to the sync daemons (call after [`init`]): its
+/// tick feeds the master's sender (the periodic scan is turned off), gated
+/// by [`crate::failover::sends_sync`], and every entry the backup daemon
+/// installs is written into its BPF connection map.
+pub fn attach_xdp(h: rvs_xdp::SyncHandle) {
+    if let Some((sender, packet_fed)) = sender() {
+        packet_fed.store(true, Ordering::Relaxed);
+        h.set_link(Some(rvs_xdp::SyncLink {
+            sender,
+            sending: Arc::new(crate::failover::sends_sync),
+        }));
+    }
+    *lock(&ENGINE) = Some(h);
 }
 
 impl SyncDaemons {
@@ -372,7 +393,7 @@ impl Worker {
             if self.master.is_some() {
                 if now >= next_scan {
                     next_scan = now + SCAN_PERIOD;
-                    if !self.packet_fed.load(Ordering::Relaxed) {
+                    if !self.packet_fed.load(Ordering::Relaxed) && crate::failover::sends_sync() {
                         let mut d = lock(&self.director);
                         let (_, conns) = d.tables_mut();
                         if let Some(s) = lock(&self.sender).as_mut() {
@@ -436,6 +457,10 @@ impl Worker {
             if m.recv != sock || (m.cfg.syncid != 0 && msg.syncid as u32 != m.cfg.syncid) {
                 return;
             }
+            // A VRRP backup's table is a copy: the VRRP master answers.
+            if !crate::failover::sends_sync() {
+                return;
+            }
             if last_resend.is_some_and(|t| now < t + 1000) {
                 return;
             }
@@ -455,11 +480,22 @@ impl Worker {
         if b.recv != sock {
             return;
         }
-        let r = {
+        let engine = lock(&ENGINE).clone();
+        let mut installed = Vec::new();
+        let (r, entries) = {
             let mut dir = lock(&self.director);
             let (services, conns) = dir.tables_mut();
-            rx.receive(d, now, services, conns)
+            let r = rx.receive_into(d, now, services, conns, &mut installed);
+            let entries = match &engine {
+                Some(_) => rvs_xdp::synced_entries(conns, &installed),
+                None => Vec::new(),
+            };
+            (r, entries)
         };
+        // Outside the director lock: the engine takes its own state first.
+        if let Some(e) = &engine {
+            e.install(&entries);
+        }
         match r {
             Received::Records(t) => {
                 *got_records = true;
