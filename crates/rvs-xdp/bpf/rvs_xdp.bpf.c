@@ -235,9 +235,13 @@ static __always_inline __u32 ingress_ifindex(struct xdp_md *ctx)
 	return v;
 }
 
+/* The coarse clock (the jiffy, read from memory): a fine bpf_ktime_get_ns()
+ * reads the clock source, which costs tens of ns in a VM, and idle
+ * timeouts are seconds. It is CLOCK_MONOTONIC_COARSE, never ahead of the
+ * CLOCK_MONOTONIC userspace compares it with. */
 static __always_inline __u32 now_units(void)
 {
-	return (__u32)(bpf_ktime_get_ns() >> 20);
+	return (__u32)(bpf_ktime_get_coarse_ns() >> 20);
 }
 
 /* ---- the pieces of a parsed packet ---- */
@@ -669,7 +673,9 @@ static __always_inline void tcp_transition(struct rvs_conn *c, __u8 dir, __u8 fl
 		c->state = TCP_S_CLOSE;
 		return;
 	}
-	c->state = rvs_tcp_next[dir][ev][s];
+	__u8 next = rvs_tcp_next[dir][ev][s];
+	if (next != s)
+		c->state = next;
 }
 
 /* ---- first packets ---- */
@@ -723,15 +729,16 @@ static __always_inline struct rvs_svc *svc_lookup(struct flow *f)
 
 /* ---- a request packet (client -> virtual service) ---- */
 
-static __always_inline int request(struct xdp_md *ctx, struct flow *f, struct rvs_conn *c, int newconn)
+static __always_inline int request(struct xdp_md *ctx, struct flow *f, struct rvs_conn *c,
+				   __u32 slot, struct rvs_dest *d, int newconn)
 {
-	__u32 slot = c->dest;
-	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &slot);
-	if (!d)
-		return XDP_DROP;
 	if (f->proto == IPPROTO_TCP && !f->icmp)
 		tcp_transition(c, (c->flags & RVS_CONN_NOOUTPUT) ? 2 : 0, f->tcpflags);
-	c->seen = now_units();
+	/* Written only when it changes (once a jiffy at most): the entry's
+	 * cache line is not dirtied by every packet. */
+	__u32 now = now_units();
+	if (c->seen != now)
+		c->seen = now;
 	count_in(slot, f->iplen, newconn);
 	if (d->fwd == RVS_FWD_MASQ) {
 		if (nat_rewrite(ctx, f, 0, d->addr, d->port_be))
@@ -777,7 +784,7 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct flow *f)
 	struct rvs_conn *c = conn_lookup(f->af, f->saddr, f->sport, f->daddr, f->dport, f->proto);
 	if (!c)
 		return XDP_DROP;
-	return request(ctx, f, c, 1);
+	return request(ctx, f, c, slot, d, 1);
 }
 
 /* A request that found entry `c`: port reuse and deleted real servers
@@ -808,7 +815,7 @@ static __always_inline int known(struct xdp_md *ctx, struct flow *f, struct rvs_
 		}
 		return XDP_DROP;
 	}
-	return request(ctx, f, c, 0);
+	return request(ctx, f, c, slot, d, 0);
 }
 
 /* ---- a NAT reply (real server -> client) ---- */
@@ -839,7 +846,9 @@ static __always_inline int reply(struct xdp_md *ctx, struct flow *f, __u8 *vaddr
 		return XDP_PASS;
 	if (f->proto == IPPROTO_TCP)
 		tcp_transition(c, 1, f->tcpflags);
-	c->seen = now_units();
+	__u32 now = now_units();
+	if (c->seen != now)
+		c->seen = now;
 	count_out(c->dest, f->iplen);
 	if (nat_rewrite(ctx, f, 1, vaddr, vport))
 		return XDP_DROP;

@@ -649,6 +649,83 @@ fn bytes_per_entry(m: &str, entries: u64) -> f64 {
     memlock / entries as f64
 }
 
+/// `bench/xdp-baseline`'s `xdp_lb` (object file built by scripts/bench-xdp,
+/// path in `XDP_BASELINE_OBJ`), set up for the same frames as rvs: VIP
+/// 198.18.0.10 TCP:80 and UDP:80 DR to 198.18.0.2, TCP:82 IPIP, TCP:86 a
+/// new flow every run (its `F_BENCH_NEWFLOW`), XDP_TX.
+struct Baseline {
+    obj: std::cell::RefCell<libbpf_rs::Object>,
+}
+
+impl Baseline {
+    fn load(path: &str) -> Baseline {
+        use libbpf_rs::{MapCore, MapFlags};
+        let obj = libbpf_rs::ObjectBuilder::default()
+            .open_file(path)
+            .expect("open the baseline object")
+            .load()
+            .expect("load the baseline object");
+        let map = |n: &str| {
+            let m = obj.maps().find(|m| m.name() == n).expect(n);
+            libbpf_rs::MapHandle::try_from(&m).unwrap()
+        };
+        let mut cfg = mac(1).to_vec();
+        cfg.extend_from_slice(&0u16.to_ne_bytes());
+        cfg.extend_from_slice(&[198, 18, 0, 1]);
+        map("cfg")
+            .update(&0u32.to_ne_bytes(), &cfg, MapFlags::ANY)
+            .unwrap();
+        let mut real = mac(2).to_vec();
+        real.extend_from_slice(&[0, 0, 198, 18, 0, 2, 0, 0, 0, 0]);
+        map("reals")
+            .update(&0u32.to_ne_bytes(), &real, MapFlags::ANY)
+            .unwrap();
+        for (port, proto, flags, num) in [
+            (80u16, 6u8, 0u32, 0u32),
+            (80, 17, 0, 0),
+            (82, 6, 2, 1),
+            (86, 6, 4, 2),
+        ] {
+            let mut k = vec![198, 18, 0, 10];
+            k.extend_from_slice(&port.to_be_bytes());
+            k.extend_from_slice(&[proto, 0]);
+            let mut v = flags.to_ne_bytes().to_vec();
+            v.extend_from_slice(&num.to_ne_bytes());
+            map("vips").update(&k, &v, MapFlags::ANY).unwrap();
+        }
+        Baseline {
+            obj: std::cell::RefCell::new(obj),
+        }
+    }
+
+    /// Mean ns per run of `repeat` runs on `frame` (kernel-measured).
+    fn run(&self, frame: &[u8], repeat: u32) -> (u32, f64) {
+        let obj = self.obj.borrow_mut();
+        let p = obj
+            .progs_mut()
+            .find(|p| p.name() == "xdp_lb")
+            .expect("xdp_lb");
+        let mut out = vec![0u8; frame.len() + 256];
+        let o = p
+            .test_run(libbpf_rs::ProgramInput {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                repeat,
+                ..Default::default()
+            })
+            .expect("baseline test run");
+        (o.return_value, o.duration.as_nanos() as f64)
+    }
+}
+
+/// ns/packet of `repeat` runs in one BPF_PROG_TEST_RUN on the same frame
+/// (what the baseline's tester does), median of 5. Only for paths that
+/// leave a frame they can take again: a DR hit with TTL 255 (the TTL goes
+/// down by one a run) for fewer than 254 runs.
+fn ns_repeat(run: impl Fn(u32) -> f64, repeat: u32) -> f64 {
+    median((0..5).map(|_| run(repeat)).collect())
+}
+
 /// The benchmark numbers for BENCHMARKS.md (`scripts/bench-xdp` runs it):
 /// BPF_PROG_TEST_RUN ns/packet for connection hits (DR, NAT, IPIP), a new
 /// flow, and traffic that is not for a VIP; bytes per connection entry.
@@ -742,6 +819,82 @@ fn bench_test_run() {
     println!("|---|---|");
     for (c, v) in &rows {
         println!("| {c} | {v:.0} |");
+    }
+    // Side by side with the baseline, same frames, same methods.
+    if let Ok(path) = std::env::var("XDP_BASELINE_OBJ") {
+        let b = Baseline::load(&path);
+        let dr_ack = |ttl: u8| {
+            frame(
+                f.dmac,
+                cmac,
+                &n.client,
+                &n.vip,
+                ttl,
+                &L4::tcp(43000, M_DR, ACK),
+            )
+        };
+        let single = |g: &dyn Fn(&[u8]) -> f64, frame: &[u8]| {
+            median(
+                (0..5)
+                    .map(|_| (0..20_000).map(|_| g(frame)).sum::<f64>() / 20_000.0)
+                    .collect(),
+            )
+        };
+        let rvs1 = |fr: &[u8]| f.dp.test_run(fr, f.ifindex, 1).unwrap().duration.as_nanos() as f64;
+        let base1 = |fr: &[u8]| b.run(fr, 1).1;
+        assert_eq!(b.run(&dr_ack(64), 1).0, XDP_TX, "baseline DR verdict");
+        let hot = dr_ack(255);
+        let rvs_r = ns_repeat(
+            |r| {
+                let res = f.dp.test_run(&hot, f.ifindex, r).unwrap();
+                assert_eq!(res.verdict, XDP_TX);
+                res.duration.as_nanos() as f64
+            },
+            200,
+        );
+        let base_r = ns_repeat(|r| b.run(&hot, r).1, 200);
+        let ipip = frame(
+            f.dmac,
+            cmac,
+            &n.client,
+            &n.vip,
+            64,
+            &L4::tcp(43000, M_IPIP, ACK),
+        );
+        let not_vip_b = not_vip.clone();
+        let newflow_b = frame(f.dmac, cmac, &n.client, &n.vip, 64, &L4::tcp(1, 86, SYN));
+        let pairs = [
+            ("DR hit, repeat 200 (program only)", rvs_r, base_r),
+            (
+                "DR hit, single runs",
+                single(&rvs1, &dr_ack(64)),
+                single(&base1, &dr_ack(64)),
+            ),
+            (
+                "IPIP hit, single runs",
+                single(&rvs1, &ipip),
+                single(&base1, &ipip),
+            ),
+            (
+                "not a VIP, single runs",
+                single(&rvs1, &not_vip),
+                single(&base1, &not_vip_b),
+            ),
+            (
+                "new flow, single runs (rvs: rr ring; baseline: hash ring)",
+                rows.iter()
+                    .find(|r| r.0.starts_with("TCP new flow"))
+                    .map(|r| r.1)
+                    .unwrap_or(f64::NAN),
+                single(&base1, &newflow_b),
+            ),
+        ];
+        println!();
+        println!("| case (same frames, same method) | rvs ns | baseline ns | rvs / baseline |");
+        println!("|---|---|---|---|");
+        for (c, r, bl) in pairs {
+            println!("| {c} | {r:.1} | {bl:.1} | {:.2}x |", r / bl);
+        }
     }
     println!();
     println!(
