@@ -165,8 +165,27 @@ fn keepalived_with_includes_groups_and_every_checker() {
     {
         assert_eq!(key(&c.services[2 + i]), format!("udp {a}:53"));
     }
+    // The VRRP pair's instance: VRRPv2 with a password, and keepalived's
+    // preemption made explicit.
+    assert_eq!(c.vrrp.len(), 1);
+    let vi = &c.vrrp[0];
+    assert_eq!(
+        (vi.name.as_str(), vi.virtual_router_id, vi.priority),
+        ("VI_1", 51, 100)
+    );
+    assert_eq!(vi.version, rvs_config::VrrpVersion::V2);
+    assert_eq!(vi.auth_pass.as_deref(), Some("1111"));
+    assert!(vi.preempt);
     assert!(
-        err.contains("keepalived-web.conf:20: note: vrrp_instance:"),
+        err.contains("keepalived-web.conf:21: note: state: state MASTER has no rvs equivalent"),
+        "{err}"
+    );
+    assert!(
+        err.contains("keepalived-web.conf:20: warning: vrrp_instance: VI_1: keepalived preempts"),
+        "{err}"
+    );
+    assert!(
+        err.contains("keepalived-web.conf:15: warning: vrrp_script: chk_haproxy not imported"),
         "{err}"
     );
     assert!(
@@ -177,6 +196,71 @@ fn keepalived_with_includes_groups_and_every_checker() {
         err.contains("keepalived.d/misc.conf:12: warning: MISC_CHECK:"),
         "{err}"
     );
+}
+
+#[test]
+fn keepalived_director_pair_with_vrrp() {
+    let (c, err) = golden("keepalived", "keepalived-pair.conf");
+    assert_eq!(c.engine, rvs_config::Engine::Xdp);
+    assert_eq!(c.services.len(), 1);
+    assert_eq!(key(&c.services[0]), "tcp 192.0.2.80:80");
+    assert_eq!(c.vrrp.len(), 1);
+    let v = &c.vrrp[0];
+    assert_eq!(v.name, "VI_WEB");
+    assert_eq!(v.interface, "eth0");
+    assert_eq!((v.virtual_router_id, v.priority), (51, 150));
+    // vrrp_version 3 from global_defs allows the half-second adverts.
+    assert_eq!(v.version, rvs_config::VrrpVersion::V3);
+    assert_eq!(v.advert_interval_cs, 50);
+    let vips: Vec<String> = v
+        .vips
+        .iter()
+        .map(|x| format!("{}/{}", x.addr, x.prefix))
+        .collect();
+    assert_eq!(vips, ["192.0.2.80/24", "192.0.2.81/24"]);
+    assert_eq!(v.unicast_src, Some("198.51.100.2".parse().unwrap()));
+    assert_eq!(
+        v.unicast_peers,
+        ["198.51.100.3".parse::<std::net::IpAddr>().unwrap()]
+    );
+    // keepalived's default preemption, with its delay.
+    assert!(v.preempt);
+    assert_eq!(v.preempt_delay_ms, 30_000);
+    // garp defaults from global_defs, the refresh from the instance.
+    assert_eq!(
+        (v.garp_repeat, v.garp_delay_ms, v.garp_refresh_ms),
+        (3, 1000, 60_000)
+    );
+    assert_eq!(v.notify.fault, ["/etc/keepalived/notify.sh", "fault state"]);
+    assert_eq!(v.notify.any, ["/usr/local/bin/vrrp-event"]);
+    assert_eq!(v.track_interfaces.len(), 1);
+    assert_eq!(
+        (
+            v.track_interfaces[0].name.as_str(),
+            v.track_interfaces[0].weight
+        ),
+        ("eth1", -60)
+    );
+    let s = &v.track_scripts[0];
+    assert_eq!(s.name, "chk_director");
+    assert_eq!(s.command, ["/usr/local/sbin/check-director", "--quiet"]);
+    assert_eq!(
+        (s.interval_ms, s.timeout_ms, s.rise, s.fall, s.weight),
+        (2000, 1000, 2, 3, -60)
+    );
+    assert!(
+        err.contains("keepalived-pair.conf:31: warning: vrrp_instance: VI_WEB: keepalived preempts unless nopreempt"),
+        "{err}"
+    );
+    assert!(
+        err.contains("keepalived-pair.conf:42: warning: 192.0.2.80/24: not imported: label"),
+        "{err}"
+    );
+    assert!(
+        err.contains("keepalived-pair.conf:32: note: state: state BACKUP"),
+        "{err}"
+    );
+    assert!(!err.contains("error"), "{err}");
 }
 
 /// Fails, writes nothing, and names every `file:line: error: directive`.
@@ -236,6 +320,208 @@ fn keepalived_errors_name_each_directive() {
             "36: error: 10.20.0.0/16:",
         ],
     );
+}
+
+#[test]
+fn keepalived_vrrp_errors_name_each_directive() {
+    refused(
+        "keepalived",
+        "keepalived-vrrp-bad.conf",
+        &[
+            "2: error: vrrp_sync_group: rvs has no sync groups",
+            "11: error: use_vmac:",
+            "12: error: dont_track_primary:",
+            "13: error: smtp_alert:",
+            "15: error: auth_type: IPsec AH",
+            "19: error: 192.0.2.10/24: dev eth1:",
+            "21: error: track_file:",
+            "24: error: track_process:",
+            "27: error: track_bfd:",
+            "30: error: virtual_routes:",
+            "33: error: virtual_rules:",
+            "36: error: notify_master: \"/usr/local/bin/notify master | logger\" needs a shell",
+            "38: error: chk_missing: no vrrp_script chk_missing",
+            "39: error: chk_reverse: a reversed weight",
+            "41: error: bogus_keyword: unknown vrrp_instance keyword",
+            "46: error: user:",
+        ],
+    );
+}
+
+/// Imports `conf` (a keepalived.conf written to a temporary directory):
+/// the parsed output, or the stderr of a refusal.
+fn keepalived_text(conf: &str) -> Result<(rvs_config::Config, String), String> {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("k.conf"), conf).unwrap();
+    let out = import_in(d.path(), "keepalived", "k.conf");
+    let err = text(&out.stderr);
+    if !out.status.success() {
+        assert!(out.stdout.is_empty());
+        return Err(err);
+    }
+    let c = rvs_config::parse(&text(&out.stdout), "out.toml")
+        .unwrap_or_else(|e| panic!("invalid output {e:?}"));
+    Ok((c, err))
+}
+
+/// A minimal instance with `extra` lines in its block.
+fn instance(extra: &str) -> String {
+    format!(
+        "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 7\n  virtual_ipaddress {{\n    192.0.2.7\n  }}\n{extra}}}\n"
+    )
+}
+
+#[test]
+fn keepalived_preemption_follows_keepalived() {
+    // nopreempt on a BACKUP: no fail-back, no warning about preemption.
+    let (c, err) = keepalived_text(&instance("  state BACKUP\n  nopreempt\n")).unwrap();
+    assert!(!c.vrrp[0].preempt);
+    assert!(!err.contains("preempt"), "{err}");
+    // keepalived ignores nopreempt with state MASTER, and preempt_delay too.
+    let (c, err) = keepalived_text(&instance(
+        "  state MASTER\n  nopreempt\n  preempt_delay 10\n",
+    ))
+    .unwrap();
+    assert!(c.vrrp[0].preempt);
+    assert_eq!(c.vrrp[0].preempt_delay_ms, 0);
+    assert!(
+        err.contains(
+            "k.conf:8: warning: nopreempt: keepalived ignores nopreempt with state MASTER"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("k.conf:9: warning: preempt_delay: not imported"),
+        "{err}"
+    );
+    // ... and with priority 255.
+    let (c, _) = keepalived_text(&instance("  priority 255\n  nopreempt\n")).unwrap();
+    assert!(c.vrrp[0].preempt);
+    // Without either, keepalived preempts: said in the file and on stderr.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("k.conf"), instance("")).unwrap();
+    let out = import_in(d.path(), "keepalived", "k.conf");
+    let toml = text(&out.stdout);
+    assert!(
+        toml.contains("# keepalived preempts by default (no nopreempt); rvs only when told to\npreempt = true\n"),
+        "{toml}"
+    );
+    assert!(
+        text(&out.stderr).contains("k.conf:1: warning: vrrp_instance: VI_1: keepalived preempts")
+    );
+    // No services and no warning about that: a VRRP-only keepalived.conf
+    // (keepalived in front of HAProxy, say) is a whole import.
+    assert!(!text(&out.stderr).contains("no virtual service"));
+}
+
+#[test]
+fn keepalived_track_script_weights_and_timeouts() {
+    let conf = format!(
+        "vrrp_script chk {{\n  script \"/usr/bin/pgrep -x 'my daemon'\"\n  interval 2\n  timeout 5\n  weight -10\n  fall 2\n}}\n{}",
+        instance("  track_script {\n    chk weight -40\n  }\n  track_interface {\n    eth0\n    eth1\n  }\n")
+    );
+    let (c, err) = keepalived_text(&conf).unwrap();
+    let s = &c.vrrp[0].track_scripts[0];
+    // The instance's weight overrides the script's; the timeout is cut to
+    // the interval; the script line is split as keepalived splits it.
+    assert_eq!(s.weight, -40);
+    assert_eq!((s.interval_ms, s.timeout_ms, s.fall), (2000, 2000, 2));
+    assert_eq!(s.command, ["/usr/bin/pgrep", "-x", "my daemon"]);
+    assert!(
+        err.contains(
+            "k.conf:1: warning: timeout: vrrp_script chk: timeout 5 s exceeds interval 2 s"
+        ),
+        "{err}"
+    );
+    // Its own interface is always tracked; eth1 with weight 0 means FAULT.
+    let t = &c.vrrp[0].track_interfaces;
+    assert_eq!(t.len(), 1);
+    assert_eq!((t[0].name.as_str(), t[0].weight), ("eth1", 0));
+    assert!(
+        err.contains("k.conf:18: warning: eth0: not imported"),
+        "{err}"
+    );
+}
+
+#[test]
+fn keepalived_vrrp_version_auth_and_global_defaults() {
+    // IPv6 VIPs make VRRPv3 whatever the instance says; a long password
+    // is cut to the 8 bytes keepalived sends; global garp defaults apply.
+    let conf = "global_defs {\n  vrrp_garp_master_repeat 2\n  v3_checksum_as_v2\n}\n\
+                vrrp_instance V6 {\n  interface eth0\n  virtual_router_id 9\n  version 2\n  virtual_ipaddress {\n    2001:db8::9/64\n  }\n  nopreempt\n}\n\
+                vrrp_instance V4 {\n  interface eth0\n  virtual_router_id 10\n  authentication {\n    auth_type PASS\n    auth_pass longersecret\n  }\n  virtual_ipaddress {\n    192.0.2.10/24\n  }\n  nopreempt\n}\n";
+    let (c, err) = keepalived_text(conf).unwrap();
+    let (v6, v4) = (&c.vrrp[0], &c.vrrp[1]);
+    assert_eq!(v6.version, rvs_config::VrrpVersion::V3);
+    assert_eq!(v6.checksum, rvs_config::VrrpChecksum::Rfc9568);
+    assert_eq!(v6.garp_repeat, 2);
+    assert!(
+        err.contains("k.conf:8: warning: version: IPv6 needs VRRPv3"),
+        "{err}"
+    );
+    assert_eq!(v4.version, rvs_config::VrrpVersion::V2);
+    assert_eq!(v4.checksum, rvs_config::VrrpChecksum::Keepalived);
+    assert_eq!(v4.auth_pass.as_deref(), Some("longerse"));
+    assert!(
+        err.contains("k.conf:19: warning: auth_pass: longer than 8 bytes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn keepalived_vrrp_refusals_at_the_directive() {
+    // What rvs.toml refuses is reported at the keepalived line that set it.
+    let err = keepalived_text(&instance("  advert_int 0.5\n")).unwrap_err();
+    assert!(
+        err.contains("k.conf:7: error: advert_int: rvs.toml refuses it: advert_interval must be whole seconds"),
+        "{err}"
+    );
+    // Two instances with one router id on one interface.
+    let err = keepalived_text(&format!(
+        "{}{}",
+        instance(""),
+        instance("").replace("VI_1", "VI_2")
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains("k.conf:10: error: virtual_router_id: rvs.toml refuses it: virtual_router_id 7 on eth0 (IPv4) is already used"),
+        "{err}"
+    );
+    // Missing pieces, a VIP of the other family, AH, a strict mode.
+    let err = keepalived_text("vrrp_instance X {\n  state BACKUP\n}\n").unwrap_err();
+    for e in [
+        "k.conf:1: error: vrrp_instance: X has no interface",
+        "k.conf:1: error: vrrp_instance: X has no virtual_router_id",
+        "k.conf:1: error: vrrp_instance: X has no virtual_ipaddress",
+    ] {
+        assert!(err.contains(e), "{e}\n{err}");
+    }
+    let err = keepalived_text(&instance(
+        "  virtual_ipaddress_excluded {\n    2001:db8::1\n  }\n",
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains("k.conf:7: error: virtual_ipaddress_excluded:"),
+        "{err}"
+    );
+    let err = keepalived_text(&instance("").replace("192.0.2.7", "192.0.2.7\n    2001:db8::7"))
+        .unwrap_err();
+    assert!(
+        err.contains("k.conf:6: error: 2001:db8::7: of another address family"),
+        "{err}"
+    );
+    let err = keepalived_text(&format!(
+        "global_defs {{\n  vrrp_strict\n}}\n{}",
+        instance("")
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains("k.conf:2: error: vrrp_strict: strict mode"),
+        "{err}"
+    );
+    // vrrp_strict without instances does not matter.
+    let conf = "global_defs {\n  vrrp_strict\n}\nvirtual_server 192.0.2.1 80 {\n  real_server 198.51.100.1 80 {\n  }\n}\n";
+    keepalived_text(conf).unwrap();
 }
 
 #[test]
@@ -351,6 +637,8 @@ fn damaged_files_give_errors_or_valid_output() {
         (Format::Ldirectord, "ldirectord-bad.cf"),
         (Format::Keepalived, "keepalived-web.conf"),
         (Format::Keepalived, "keepalived-bad.conf"),
+        (Format::Keepalived, "keepalived-pair.conf"),
+        (Format::Keepalived, "keepalived-vrrp-bad.conf"),
         (Format::Keepalived, "keepalived.d/dns.conf"),
         (Format::Keepalived, "keepalived.d/misc.conf"),
     ];

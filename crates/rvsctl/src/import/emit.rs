@@ -147,6 +147,9 @@ pub fn to_toml(c: &Imported) -> Output {
     for s in &c.services {
         service(&mut w, s);
     }
+    for v in &c.vrrp {
+        vrrp(&mut w, v);
+    }
     Output {
         toml: w.out,
         spans: w.spans,
@@ -261,6 +264,121 @@ fn service(w: &mut Writer, s: &Service) {
             directive: s.title.split_whitespace().next().unwrap_or("").to_string(),
         });
     }
+}
+
+impl Writer {
+    /// One `key = value` line, traced to the directive that set it.
+    fn key<T>(&mut self, key: &str, value: &str, at: &At<T>) {
+        let first = self.next_line();
+        self.line(&format!("{key} = {value}"));
+        self.span(first, &at.origin, &at.directive);
+    }
+}
+
+/// A `[[vrrp]]` table with its trackers. Each key line is its own span, so
+/// that what rvs.toml refuses in it is reported at the keepalived directive
+/// that set it.
+fn vrrp(w: &mut Writer, v: &Vrrp) {
+    w.line("");
+    let first = w.next_line();
+    w.line(&format!("# vrrp_instance {} ({})", v.name, v.origin));
+    w.line("[[vrrp]]");
+    w.line(&format!("name = {}", quote(&v.name)));
+    w.key("interface", &quote(&v.interface.value), &v.interface);
+    w.key(
+        "virtual_router_id",
+        &v.virtual_router_id.value.to_string(),
+        &v.virtual_router_id,
+    );
+    w.key("priority", &v.priority.value.to_string(), &v.priority);
+    w.key("version", &v.version.value.to_string(), &v.version);
+    w.key(
+        "advert_interval",
+        &seconds(v.advert_interval.value),
+        &v.advert_interval,
+    );
+    let vips: Vec<String> = v
+        .vips
+        .value
+        .iter()
+        .map(|(a, p)| format!("{a}/{p}"))
+        .collect();
+    w.key("vips", &quote_list(&vips), &v.vips);
+    if let Some(a) = &v.unicast_src {
+        w.key("unicast_src", &quote(&a.value.to_string()), a);
+    }
+    if let Some(p) = &v.unicast_peers {
+        let list: Vec<String> = p.value.iter().map(|a| a.to_string()).collect();
+        w.key("unicast_peers", &quote_list(&list), p);
+    }
+    if let Some(p) = &v.auth_pass {
+        w.key("auth_pass", &quote(&p.value), p);
+    }
+    if let Some(c) = &v.preempt_comment {
+        w.line(&format!("# {c}"));
+    }
+    w.key("preempt", &v.preempt.value.to_string(), &v.preempt);
+    if let Some(d) = &v.preempt_delay {
+        w.key("preempt_delay", &seconds(d.value), d);
+    }
+    if let Some(c) = &v.checksum {
+        w.key("checksum", &quote(c.value), c);
+    }
+    if let Some(n) = &v.down_timer_adverts {
+        w.key("down_timer_adverts", &n.value.to_string(), n);
+    }
+    w.key(
+        "garp_repeat",
+        &v.garp_repeat.value.to_string(),
+        &v.garp_repeat,
+    );
+    w.key("garp_delay", &seconds(v.garp_delay.value), &v.garp_delay);
+    w.key(
+        "garp_refresh",
+        &seconds(v.garp_refresh.value),
+        &v.garp_refresh,
+    );
+    for (key, argv) in &v.notify {
+        w.key(key, &quote_list(&argv.value), argv);
+    }
+    w.span(first, &v.origin, "vrrp_instance");
+    for t in &v.track_interfaces {
+        w.line("");
+        let first = w.next_line();
+        w.line(&format!("# track_interface {} ({})", t.name, t.origin));
+        w.line("[[vrrp.track_interface]]");
+        w.line(&format!("name = {}", quote(&t.name)));
+        w.line(&format!("weight = {}", t.weight));
+        w.span(first, &t.origin, "track_interface");
+    }
+    for t in &v.track_scripts {
+        w.line("");
+        let first = w.next_line();
+        w.line(&format!(
+            "# track_script {} ({}), vrrp_script {} ({})",
+            t.name, t.origin, t.name, t.script_origin
+        ));
+        w.line("[[vrrp.track_script]]");
+        w.line(&format!("name = {}", quote(&t.name)));
+        // What the vrrp_script block says is traced to it.
+        let script = At::new((), &t.script_origin, "vrrp_script");
+        w.key("command", &quote_list(&t.command), &script);
+        w.key("interval", &seconds(t.interval), &script);
+        w.key("timeout", &seconds(t.timeout), &script);
+        w.key("rise", &t.rise.to_string(), &script);
+        w.key("fall", &t.fall.to_string(), &script);
+        w.line(&format!("weight = {}", t.weight));
+        w.span(first, &t.origin, "track_script");
+    }
+    // The instance's whole extent, for errors about it as a whole (a
+    // duplicate name or router id) reported past its first lines.
+    let last = w.next_line() - 1;
+    w.spans.push(Span {
+        first,
+        last,
+        origin: v.origin.clone(),
+        directive: "vrrp_instance".into(),
+    });
 }
 
 fn method(w: &mut Writer, m: &Method) {

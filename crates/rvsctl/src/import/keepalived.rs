@@ -9,12 +9,14 @@
 //! directory. The lexer produces tokens carrying their file and line, the
 //! parser a tree of [`Node`]s, and the mapper the [`model`](super::model).
 //!
-//! Only the LVS part is imported: `virtual_server` (by address, fwmark or
-//! `group`), `virtual_server_group` and `global_defs`' `lvs_timeouts`.
-//! VRRP and the other daemon-wide blocks are skipped with a note (rvs
-//! configures them elsewhere). Inside the LVS blocks every keyword is
-//! either carried over, dropped with a warning when it cannot change what
-//! rvs does, or an error naming it.
+//! Imported: `virtual_server` (by address, fwmark or `group`),
+//! `virtual_server_group`, `global_defs`' `lvs_timeouts` and VRRP
+//! defaults, and the VRRP part ([`vrrp`]: `vrrp_instance` with the
+//! `vrrp_script`s it tracks). Static addresses, routes and the other
+//! system-wide blocks are skipped with a note (rvs.toml does not configure
+//! them). Inside the imported blocks every keyword is either carried over,
+//! dropped with a warning when it cannot change what rvs does, or an error
+//! naming it.
 
 use super::model::*;
 use super::split_keepalived_command;
@@ -22,6 +24,8 @@ use super::Files;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+
+mod vrrp;
 
 /// Deepest include nesting (keepalived's own limit is similar).
 const MAX_INCLUDE_DEPTH: usize = 16;
@@ -349,14 +353,8 @@ pub fn parse(
     parse_nodes(&toks, &mut pos, 0, d)
 }
 
-/// Top-level blocks that are not LVS configuration.
+/// Top-level blocks that configure the system rather than the balancer.
 const OTHER_BLOCKS: &[&str] = &[
-    "vrrp_instance",
-    "vrrp_sync_group",
-    "vrrp_script",
-    "vrrp_track_file",
-    "track_file",
-    "track_process",
     "static_ipaddress",
     "static_routes",
     "static_rules",
@@ -396,17 +394,38 @@ pub fn import(
         format: "keepalived",
         ..Default::default()
     };
+    // Groups, global defaults and scripts first: keepalived resolves them
+    // wherever they are in the file.
+    let mut defaults = vrrp::Defaults::default();
+    let mut scripts = vrrp::Scripts::new();
     for n in &nodes {
-        if n.name == "virtual_server_group" {
-            m.group(n);
+        match n.name.as_str() {
+            "virtual_server_group" => m.group(n),
+            "global_defs" => m.global_defs(n, &mut out.timeouts, &mut defaults),
+            "vrrp_script" => m.vrrp_script(n, &mut scripts),
+            _ => {}
         }
     }
+    m.vrrp_global_checks(&defaults, nodes.iter().any(|n| n.name == "vrrp_instance"));
     let mut ssl = None;
     for n in &nodes {
         match n.name.as_str() {
-            "virtual_server_group" => {}
+            "virtual_server_group" | "global_defs" | "vrrp_script" => {}
             "virtual_server" => out.services.extend(m.virtual_server(n)),
-            "global_defs" => m.global_defs(n, &mut out.timeouts),
+            "vrrp_instance" => out.vrrp.extend(m.vrrp_instance(n, &mut scripts, &defaults)),
+            "vrrp_sync_group" => m.d.error(
+                &n.at,
+                &n.name,
+                "rvs has no sync groups: each [[vrrp]] instance fails over on its own, so the \
+                 group's instances could end up on different directors; merge instances that \
+                 share an interface into one, or remove the group if they may move separately",
+            ),
+            "track_file" | "vrrp_track_file" | "track_process" | "vrrp_track_process" => m.d.warn(
+                &n.at,
+                &n.name,
+                "not imported: rvs has no file or process tracking (an instance that tracks \
+                     it is an error)",
+            ),
             "SSL" => ssl = Some(n.clone()),
             other if OTHER_BLOCKS.contains(&other) => {
                 let what = n.args.first().map_or(String::new(), |a| format!(" {a}"));
@@ -414,7 +433,8 @@ pub fn import(
                     &n.at,
                     &n.name,
                     format!(
-                        "{other}{what} skipped: VRRP and addresses are configured outside rvs.toml"
+                        "{other}{what} skipped: static addresses, routes, BFD and GARP groups are \
+                         configured outside rvs.toml"
                     ),
                 );
             }
@@ -426,6 +446,7 @@ pub fn import(
             _ => m.d.error(&n.at, &n.name, "unknown top-level keyword"),
         }
     }
+    m.vrrp_unused_scripts(&scripts);
     if let Some(s) = ssl {
         let https = out.services.iter().any(|s| {
             s.reals
@@ -738,7 +759,7 @@ impl Mapper<'_> {
         }
     }
 
-    fn global_defs(&mut self, n: &Node, t: &mut Timeouts) {
+    fn global_defs(&mut self, n: &Node, t: &mut Timeouts, g: &mut vrrp::Defaults) {
         let Some(children) = self.block(n) else {
             return;
         };
@@ -777,6 +798,7 @@ impl Mapper<'_> {
                     &c.name,
                     "not imported: connection synchronisation is configured outside rvs.toml",
                 ),
+                _ if self.vrrp_global(c, g) => {}
                 _ => others.push(c.name.as_str()),
             }
         }
@@ -785,7 +807,7 @@ impl Mapper<'_> {
                 &n.at,
                 "global_defs",
                 format!(
-                    "skipped (only lvs_timeouts is imported): {}",
+                    "skipped (only lvs_timeouts and the VRRP defaults are imported): {}",
                     others.join(", ")
                 ),
             );

@@ -5,8 +5,8 @@
 //! turns the file into the [`model`] (rvs.toml's terms, with the file and
 //! line each part came from) and reports, as [`Diag`]s, every directive it
 //! cannot carry over (errors), every one it drops on purpose because rvs
-//! does not need it (warnings) and every block that belongs to another part
-//! of rvs (notes: keepalived's VRRP blocks). [`emit`] writes the model as
+//! does not need it (warnings) and every block rvs.toml does not configure
+//! (notes: keepalived's static addresses and routes). [`emit`] writes the model as
 //! rvs.toml, and [`import_text`] validates the result with
 //! `rvs_config::parse`, reporting anything the file format refuses at the
 //! input directive that produced it. Nothing here touches the network or
@@ -122,7 +122,7 @@ pub fn import_text(
     if !diags.errors.is_empty() {
         return Outcome { toml: None, diags };
     }
-    if imported.services.is_empty() {
+    if imported.services.is_empty() && imported.vrrp.is_empty() {
         diags.warn(
             &Origin {
                 file: name.to_string(),
@@ -208,6 +208,14 @@ pub fn split_plain_command(s: &str) -> Result<Vec<String>, String> {
         return Err("no command given".into());
     }
     Ok(argv)
+}
+
+/// The first character of a command that only a shell would interpret
+/// (rvs runs commands without one).
+pub fn shell_char(argv: &[String]) -> Option<char> {
+    argv.iter()
+        .flat_map(|a| a.chars())
+        .find(|c| SHELL_CHARS.contains(c))
 }
 
 /// A keepalived script line: unquoted whitespace separates arguments, and

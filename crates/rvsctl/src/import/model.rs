@@ -256,6 +256,90 @@ pub struct Timeouts {
     pub udp: Option<u32>,
 }
 
+/// A value with the directive that set it: the output line it becomes is
+/// traced back to that directive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct At<T> {
+    pub value: T,
+    pub origin: Origin,
+    /// The directive as the input spells it (`advert_int`).
+    pub directive: String,
+}
+
+impl<T> At<T> {
+    pub fn new(value: T, origin: &Origin, directive: &str) -> At<T> {
+        At {
+            value,
+            origin: origin.clone(),
+            directive: directive.to_string(),
+        }
+    }
+}
+
+/// A `[[vrrp.track_interface]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpTrackInterface {
+    pub origin: Origin,
+    pub name: String,
+    pub weight: i32,
+}
+
+/// A `[[vrrp.track_script]]`: keepalived's `vrrp_script` as one instance
+/// tracks it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VrrpTrackScript {
+    /// The `track_script` entry.
+    pub origin: Origin,
+    /// The `vrrp_script` block.
+    pub script_origin: Origin,
+    pub name: String,
+    pub command: Vec<String>,
+    /// Seconds.
+    pub interval: f64,
+    /// Seconds, ≤ `interval`.
+    pub timeout: f64,
+    pub rise: u32,
+    pub fall: u32,
+    pub weight: i32,
+}
+
+/// A `[[vrrp]]` instance (keepalived's `vrrp_instance`). Every key the
+/// output writes carries the directive it came from; keys keepalived left
+/// at their defaults point at the instance itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vrrp {
+    pub origin: Origin,
+    pub name: String,
+    pub interface: At<String>,
+    pub virtual_router_id: At<u32>,
+    pub priority: At<u32>,
+    pub version: At<u8>,
+    /// Seconds.
+    pub advert_interval: At<f64>,
+    /// Address and prefix length.
+    pub vips: At<Vec<(IpAddr, u8)>>,
+    pub unicast_src: Option<At<IpAddr>>,
+    pub unicast_peers: Option<At<Vec<IpAddr>>>,
+    pub auth_pass: Option<At<String>>,
+    pub preempt: At<bool>,
+    /// A comment written above `preempt` (why it is what it is).
+    pub preempt_comment: Option<String>,
+    /// Seconds.
+    pub preempt_delay: Option<At<f64>>,
+    /// `rfc9568` (keepalived's `v3_checksum_as_v2`).
+    pub checksum: Option<At<&'static str>>,
+    pub down_timer_adverts: Option<At<u32>>,
+    pub garp_repeat: At<u32>,
+    /// Seconds.
+    pub garp_delay: At<f64>,
+    /// Seconds, 0 = off.
+    pub garp_refresh: At<f64>,
+    /// `(rvs key, argv)`: `notify_master` ... `notify`, in that order.
+    pub notify: Vec<(&'static str, At<Vec<String>>)>,
+    pub track_interfaces: Vec<VrrpTrackInterface>,
+    pub track_scripts: Vec<VrrpTrackScript>,
+}
+
 /// A whole imported configuration.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Imported {
@@ -264,4 +348,5 @@ pub struct Imported {
     pub format: &'static str,
     pub timeouts: Timeouts,
     pub services: Vec<Service>,
+    pub vrrp: Vec<Vrrp>,
 }
