@@ -44,6 +44,8 @@ pub(super) struct Script {
     fall: u32,
     weight: i32,
     used: bool,
+    /// The timeout-above-interval warning was given.
+    timeout_cut: bool,
 }
 
 /// The `vrrp_script` blocks by name.
@@ -58,8 +60,8 @@ const STRICT: &str = "strict mode changes what keepalived does (it drops authent
 /// keepalived's tracking weight limit.
 const MAX_WEIGHT: i64 = 253;
 
-/// Instance keywords keepalived has and rvs has no equivalent for (the
-/// ones the brief list below does not explain on their own).
+/// Instance keywords keepalived has and rvs has no equivalent for, beyond
+/// the ones `vrrp_instance` explains one by one.
 const NO_EQUIVALENT: &[&str] = &[
     "native_ipv6",
     "promote_secondaries",
@@ -194,6 +196,7 @@ impl Mapper<'_> {
             fall: 1,
             weight: 0,
             used: false,
+            timeout_cut: false,
         };
         for c in children {
             match c.name.as_str() {
@@ -642,7 +645,7 @@ impl Mapper<'_> {
         }
         let mut tracked = Vec::new();
         for (t, w) in track_scripts {
-            let Some(s) = scripts.get(&t.name) else {
+            let Some(s) = scripts.get_mut(&t.name) else {
                 self.d.error(
                     &t.at,
                     &t.name,
@@ -659,7 +662,8 @@ impl Mapper<'_> {
             let (interval, script_origin) = (s.interval, s.origin.clone());
             let (rise, fall, weight) = (s.rise, s.fall, w.unwrap_or(s.weight));
             let mut timeout = s.timeout.unwrap_or(interval);
-            if timeout > interval {
+            // Said once per script, however many instances track it.
+            if timeout > interval && !std::mem::replace(&mut s.timeout_cut, true) {
                 self.d.warn(
                     &script_origin,
                     "timeout",
@@ -672,8 +676,8 @@ impl Mapper<'_> {
                         super::seconds_text(interval)
                     ),
                 );
-                timeout = interval;
             }
+            timeout = timeout.min(interval);
             tracked.push(VrrpTrackScript {
                 origin: t.at.clone(),
                 script_origin,
