@@ -170,6 +170,18 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_picks_ahead_without_moving_the_scheduler() {
+        let (mut s, ds) = started(&[(4, 0, 0), (3, 0, 0), (2, 0, 0)]);
+        assert_eq!(run(&mut s, &ds, 2), "AA");
+        let mut ahead = s.snapshot().unwrap();
+        let picked: String = (0..7)
+            .map(|_| (b'A' + ahead.schedule(&svc(&ds), &any_pkt(), 0).unwrap() as u8) as char)
+            .collect();
+        assert_eq!(picked, "BABCABC");
+        assert_eq!(run(&mut s, &ds, 7), "BABCABC");
+    }
+
+    #[test]
     fn four_three_two() {
         let (mut s, ds) = started(&[(4, 0, 0), (3, 0, 0), (2, 0, 0)]);
         assert_eq!(run(&mut s, &ds, 18), "AABABCABCAABABCABC");
