@@ -978,7 +978,14 @@ impl Inner {
                 self.dp.delete_conn(&k, None);
                 continue;
             };
-            let idle = units_to_ms(units.wrapping_sub(v.seen));
+            // An entry touched after `units` was read (a packet, a synced
+            // entry written meanwhile) is not idle: the difference wraps.
+            let since = units.wrapping_sub(v.seen);
+            let idle = if (since as i32) < 0 {
+                0
+            } else {
+                units_to_ms(since)
+            };
             let timeout = if k.proto == Protocol::Tcp as u8 {
                 timeouts.tcp.get(v.state as usize).copied().unwrap_or(0)
             } else {
