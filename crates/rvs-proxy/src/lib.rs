@@ -27,7 +27,8 @@
 //! header (v1 or v2) or transparent mode ([`ProxyOptions`]). Forwarding
 //! methods below the socket layer (`-g`, `-i`) and SCTP are refused
 //! ([`Engine::admit`]): they are the xdp engine's. The only `unsafe` code
-//! is in the `sys` module (`splice`, `pipe2`, `setrlimit`).
+//! is in the `sys` module (`splice`, `pipe2`, `setrlimit`, and registering
+//! a listener as an `AsyncFd`).
 
 mod config;
 mod engine;

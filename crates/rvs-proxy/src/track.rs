@@ -8,7 +8,6 @@ use rvs_conn::{tcp, ConnId, ConnTable, Direction, Transport};
 use rvs_core::table::ServiceTable;
 use rvs_core::{DestId, DestStore, Protocol, Time};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -221,11 +220,13 @@ fn count_n(table: &mut ServiceTable, dest: DestId, dir: Direction, pkts: u64, by
     }
 }
 
-/// The connections and flows of one worker.
+/// The connections and flows of one worker: a slab, so that adding and
+/// removing one per connection neither hashes nor allocates once warm.
 #[derive(Debug)]
 pub(crate) struct Registry {
-    next: Cell<u64>,
-    items: RefCell<HashMap<u64, Rc<Tracked>>>,
+    items: RefCell<Vec<Option<Rc<Tracked>>>>,
+    /// Free slots of `items`.
+    free: RefCell<Vec<usize>>,
     /// Live items of every worker together.
     live: Arc<AtomicUsize>,
 }
@@ -233,32 +234,42 @@ pub(crate) struct Registry {
 impl Registry {
     pub fn new(live: Arc<AtomicUsize>) -> Registry {
         Registry {
-            next: Cell::new(0),
-            items: RefCell::new(HashMap::new()),
+            items: RefCell::new(Vec::new()),
+            free: RefCell::new(Vec::new()),
             live,
         }
     }
 
-    pub fn insert(&self, t: Rc<Tracked>) -> u64 {
-        let k = self.next.get();
-        self.next.set(k + 1);
-        self.items.borrow_mut().insert(k, t);
+    pub fn insert(&self, t: Rc<Tracked>) -> usize {
+        let mut items = self.items.borrow_mut();
+        let k = match self.free.borrow_mut().pop() {
+            Some(k) => {
+                items[k] = Some(t);
+                k
+            }
+            None => {
+                items.push(Some(t));
+                items.len() - 1
+            }
+        };
         self.live.fetch_add(1, Ordering::Relaxed);
         k
     }
 
-    pub fn remove(&self, k: u64) {
-        if self.items.borrow_mut().remove(&k).is_some() {
+    pub fn remove(&self, k: usize) {
+        let taken = self.items.borrow_mut().get_mut(k).and_then(Option::take);
+        if taken.is_some() {
+            self.free.borrow_mut().push(k);
             self.live.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
     pub fn snapshot(&self) -> Vec<Rc<Tracked>> {
-        self.items.borrow().values().cloned().collect()
+        self.items.borrow().iter().flatten().cloned().collect()
     }
 
     pub fn len(&self) -> usize {
-        self.items.borrow().len()
+        self.items.borrow().len() - self.free.borrow().len()
     }
 }
 
@@ -266,7 +277,7 @@ impl Registry {
 /// ends, however it ends.
 pub(crate) struct Registration<'a> {
     pub registry: &'a Registry,
-    pub key: u64,
+    pub key: usize,
 }
 
 impl Drop for Registration<'_> {
