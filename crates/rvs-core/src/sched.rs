@@ -27,8 +27,9 @@ pub struct SchedService<'a> {
     /// `SVC_F_*` flags (the scheduler flags are `SVC_F_SCHED1..3`).
     pub flags: u32,
     /// Real servers in kernel list order: newest first. Every tie-break and
-    /// every table layout depends on this order.
-    pub dests: &'a [Dest],
+    /// every table layout depends on this order. Each is boxed so that
+    /// adding a server at the head moves pointers, not whole entries.
+    pub dests: &'a [Box<Dest>],
 }
 
 /// A scheduling algorithm bound to one service. Each hook mirrors the kernel

@@ -128,7 +128,12 @@ pub struct Service {
     pub key: ServiceKey,
     pub config: ServiceConfig,
     /// Real servers, newest first (the kernel's `svc->destinations`).
-    pub dests: Vec<crate::dest::Dest>,
+    /// Boxed: a new server goes to the head, and 10,000 of them would
+    /// otherwise mean moving whole entries on every add.
+    pub dests: Vec<Box<crate::dest::Dest>>,
+    /// The `(address, port)` of every real server, for the duplicate check
+    /// of `-a` (the kernel walks the list; this keeps 10,000 adds linear).
+    pub dest_keys: std::collections::HashSet<(std::net::IpAddr, u16)>,
     /// `None` only transiently while a scheduler is being swapped.
     pub scheduler: Option<Box<dyn crate::sched::Scheduler>>,
     pub stats: crate::stats::Stats,

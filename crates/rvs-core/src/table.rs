@@ -227,6 +227,7 @@ impl ServiceTable {
             key,
             config: Self::normalise(cfg),
             dests: Vec::new(),
+            dest_keys: Default::default(),
             scheduler: None,
             stats: Stats::default(),
         };
@@ -267,7 +268,7 @@ impl ServiceTable {
         let mut changes = Vec::new();
         for d in svc.dests {
             changes.push(DestChange::Deleted(d.id));
-            self.trash_dest(d, svc.key, uid, now);
+            self.trash_dest(*d, svc.key, uid, now);
         }
         Ok(changes)
     }
@@ -312,7 +313,7 @@ impl ServiceTable {
             return Err(Errno::Inval);
         }
         validate_dest(cfg)?;
-        if self.services[i].dest_index(&cfg.addr, cfg.port).is_some() {
+        if self.services[i].dest_keys.contains(&(cfg.addr, cfg.port)) {
             return Err(Errno::Exist);
         }
         let uid = self.uids[i];
@@ -341,7 +342,8 @@ impl ServiceTable {
         let id = dest.id;
         self.dest_home.insert(id, *key);
         let svc = &mut self.services[i];
-        svc.dests.insert(0, dest);
+        svc.dest_keys.insert((cfg.addr, cfg.port));
+        svc.dests.insert(0, Box::new(dest));
         if let Some(mut s) = svc.scheduler.take() {
             s.add_dest(&svc.sched_view(), 0);
             svc.scheduler = Some(s);
@@ -392,12 +394,13 @@ impl ServiceTable {
         let svc = &mut self.services[i];
         let j = svc.dest_index(addr, port).ok_or(Errno::NoEnt)?;
         let d = svc.dests.remove(j);
+        svc.dest_keys.remove(&(*addr, port));
         if let Some(mut s) = svc.scheduler.take() {
             s.del_dest(&svc.sched_view(), &d, j);
             svc.scheduler = Some(s);
         }
         let id = d.id;
-        self.trash_dest(d, *key, uid, now);
+        self.trash_dest(*d, *key, uid, now);
         Ok(DestChange::Deleted(id))
     }
 

@@ -17,7 +17,7 @@ fn main() {
 
 const SIZES: &[usize] = &[10, 100, 1000];
 
-fn servers(n: usize) -> Vec<Dest> {
+fn servers(n: usize) -> Vec<Box<Dest>> {
     (0..n)
         .map(|i| {
             let addr = IpAddr::V4(Ipv4Addr::new(198, 19, (i / 250) as u8, (i % 250) as u8 + 2));
@@ -26,7 +26,7 @@ fn servers(n: usize) -> Vec<Dest> {
             let mut d = Dest::new(DestId(i as u64 + 1), cfg);
             d.activeconns = (i % 7) as u32 + 1;
             d.inactconns = (i % 13) as u32;
-            d
+            Box::new(d)
         })
         .collect()
 }

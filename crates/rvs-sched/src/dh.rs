@@ -40,7 +40,7 @@ impl DestinationHashing {
         DestinationHashing::default()
     }
 
-    fn reassign(&mut self, dests: &[Dest]) {
+    fn reassign(&mut self, dests: &[Box<Dest>]) {
         for (i, b) in self.buckets.iter_mut().enumerate() {
             *b = (!dests.is_empty()).then(|| DestRef::at(dests, i % dests.len()));
         }

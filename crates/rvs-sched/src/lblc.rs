@@ -226,7 +226,7 @@ impl<V> LocalityTable<V> {
 
 /// lblc's "overloaded": more active connections than weight while some
 /// server of the service is below half its weight.
-pub(crate) fn is_overloaded(d: &Dest, dests: &[Dest]) -> bool {
+pub(crate) fn is_overloaded(d: &Dest, dests: &[Box<Dest>]) -> bool {
     (d.activeconns as i32) > d.weight()
         && dests
             .iter()

@@ -66,7 +66,7 @@ impl DestSet {
     }
 
     /// `ip_vs_dest_set_min`.
-    fn min(&self, dests: &[Dest]) -> Option<usize> {
+    fn min(&self, dests: &[Box<Dest>]) -> Option<usize> {
         let live = |m: &DestRef| m.resolve(dests).map(|i| (i, &dests[i]));
         let mut it = self.members.iter();
         let mut least = it
@@ -88,7 +88,7 @@ impl DestSet {
     }
 
     /// `ip_vs_dest_set_max`: the member to drop.
-    fn max(&self, dests: &[Dest], departed: &HashMap<DestId, Departed>) -> Option<DestId> {
+    fn max(&self, dests: &[Box<Dest>], departed: &HashMap<DestId, Departed>) -> Option<DestId> {
         let load = |m: &DestRef| -> Option<(i32, i32)> {
             match m.resolve(dests) {
                 Some(i) => Some((dests[i].weight(), conn_overhead(&dests[i]))),

@@ -113,7 +113,7 @@ pub(crate) struct DestRef {
 }
 
 impl DestRef {
-    pub(crate) fn at(dests: &[Dest], index: usize) -> DestRef {
+    pub(crate) fn at(dests: &[Box<Dest>], index: usize) -> DestRef {
         DestRef {
             id: dests[index].id,
             hint: index,
@@ -122,7 +122,7 @@ impl DestRef {
 
     /// Where the server is now, or `None` if it left the service (the kernel
     /// would find it in the trash, not AVAILABLE).
-    pub(crate) fn resolve(&self, dests: &[Dest]) -> Option<usize> {
+    pub(crate) fn resolve(&self, dests: &[Box<Dest>]) -> Option<usize> {
         match dests.get(self.hint) {
             Some(d) if d.id == self.id => Some(self.hint),
             _ => dests.iter().position(|d| d.id == self.id),
@@ -176,7 +176,7 @@ pub(crate) mod testutil {
 
     /// Real servers in list order, `(weight, activeconns, inactconns)` each,
     /// at 10.0.0.(i+1):80 with ids 1, 2, ...
-    pub fn dests(spec: &[(i32, u32, u32)]) -> Vec<Dest> {
+    pub fn dests(spec: &[(i32, u32, u32)]) -> Vec<Box<Dest>> {
         spec.iter()
             .enumerate()
             .map(|(i, &(w, a, n))| {
@@ -186,16 +186,16 @@ pub(crate) mod testutil {
                 let mut d = Dest::new(DestId(i as u64 + 1), cfg);
                 d.activeconns = a;
                 d.inactconns = n;
-                d
+                Box::new(d)
             })
             .collect()
     }
 
-    pub fn svc(dests: &[Dest]) -> SchedService<'_> {
+    pub fn svc(dests: &[Box<Dest>]) -> SchedService<'_> {
         SchedService { flags: 0, dests }
     }
 
-    pub fn svc_flags(dests: &[Dest], flags: u32) -> SchedService<'_> {
+    pub fn svc_flags(dests: &[Box<Dest>], flags: u32) -> SchedService<'_> {
         SchedService { flags, dests }
     }
 

@@ -100,7 +100,7 @@ impl MaglevHashing {
         self.lookup.iter().map(|b| b.map(|r| r.id)).collect()
     }
 
-    fn reassign(&mut self, dests: &[Dest]) {
+    fn reassign(&mut self, dests: &[Box<Dest>]) {
         if dests.len() > MH_TAB_SIZE {
             return;
         }
@@ -165,7 +165,7 @@ impl MaglevHashing {
         }
     }
 
-    fn at(&self, dests: &[Dest], slot: u32) -> Option<usize> {
+    fn at(&self, dests: &[Box<Dest>], slot: u32) -> Option<usize> {
         self.lookup[slot as usize % MH_TAB_SIZE]?.resolve(dests)
     }
 }
@@ -221,7 +221,7 @@ mod tests {
     use crate::testutil::{dests, pkt, svc, svc_flags};
     use std::collections::HashMap;
 
-    fn built(spec: &[(i32, u32, u32)]) -> (MaglevHashing, Vec<Dest>) {
+    fn built(spec: &[(i32, u32, u32)]) -> (MaglevHashing, Vec<Box<Dest>>) {
         let ds = dests(spec);
         let mut s = MaglevHashing::new();
         s.init_service(&svc(&ds));

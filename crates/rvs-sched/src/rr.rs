@@ -69,7 +69,7 @@ mod tests {
     use super::*;
     use crate::testutil::{any_pkt, dests, svc};
 
-    fn picks(s: &mut RoundRobin, ds: &[Dest], n: usize) -> Vec<Option<usize>> {
+    fn picks(s: &mut RoundRobin, ds: &[Box<Dest>], n: usize) -> Vec<Option<usize>> {
         (0..n)
             .map(|_| s.schedule(&svc(ds), &any_pkt(), 0))
             .collect()

@@ -57,7 +57,7 @@ impl SourceHashing {
         SourceHashing::default()
     }
 
-    fn reassign(&mut self, dests: &[Dest]) {
+    fn reassign(&mut self, dests: &[Box<Dest>]) {
         if dests.is_empty() {
             self.buckets.fill(None);
             return;
@@ -81,7 +81,7 @@ impl SourceHashing {
 
     /// The bucket's server if it is still in the service, else `None`
     /// (as for an empty bucket).
-    fn at(&self, dests: &[Dest], bucket: usize) -> Option<usize> {
+    fn at(&self, dests: &[Box<Dest>], bucket: usize) -> Option<usize> {
         self.buckets[bucket]?.resolve(dests)
     }
 }

@@ -20,8 +20,11 @@ pub struct WeightedLeastConnection;
 
 /// The weighted-least-connection choice with a pluggable overhead (wlc uses
 /// [`conn_overhead`], sed `activeconns + 1`).
-pub(crate) fn weighted_least_by(dests: &[Dest], overhead: impl Fn(&Dest) -> i32) -> Option<usize> {
-    let first = dests.iter().position(Dest::is_eligible)?;
+pub(crate) fn weighted_least_by(
+    dests: &[Box<Dest>],
+    overhead: impl Fn(&Dest) -> i32,
+) -> Option<usize> {
+    let first = dests.iter().position(|d| d.is_eligible())?;
     let (mut least, mut loh, mut lw) = (first, overhead(&dests[first]), dests[first].weight());
     for (i, d) in dests.iter().enumerate().skip(first + 1) {
         if d.overload {
@@ -36,7 +39,7 @@ pub(crate) fn weighted_least_by(dests: &[Dest], overhead: impl Fn(&Dest) -> i32)
 }
 
 /// `__ip_vs_lblc_schedule` / `__ip_vs_lblcr_schedule` / wlc.
-pub(crate) fn weighted_least(dests: &[Dest]) -> Option<usize> {
+pub(crate) fn weighted_least(dests: &[Box<Dest>]) -> Option<usize> {
     weighted_least_by(dests, conn_overhead)
 }
 

@@ -7,7 +7,7 @@ use rvs_core::{Dest, DestConfig, DestId, Protocol};
 use rvs_sched::{new_scheduler, MaglevHashing, NAMES};
 use std::net::{IpAddr, Ipv4Addr};
 
-fn server(id: u64, weight: i32, active: u32, inactive: u32, overload: bool) -> Dest {
+fn server(id: u64, weight: i32, active: u32, inactive: u32, overload: bool) -> Box<Dest> {
     let addr = IpAddr::V4(Ipv4Addr::from(0xC613_0002 + ((id as u32) << 8)));
     let mut cfg = DestConfig::new(addr, 80);
     cfg.weight = weight;
@@ -15,7 +15,7 @@ fn server(id: u64, weight: i32, active: u32, inactive: u32, overload: bool) -> D
     d.activeconns = active;
     d.inactconns = inactive;
     d.overload = overload;
-    d
+    Box::new(d)
 }
 
 fn packet(src: u32, sport: u16, dst: u32) -> PacketInfo {
@@ -83,7 +83,7 @@ proptest! {
     ) {
         let name = NAMES[name_ix];
         let mut next_id = 0;
-        let mut dests: Vec<Dest> = weights
+        let mut dests: Vec<Box<Dest>> = weights
             .iter()
             .map(|&(w, o)| {
                 next_id += 1;
@@ -144,7 +144,7 @@ proptest! {
         scale in 1i32..4,
     ) {
         let weights: Vec<i32> = weights.iter().map(|w| w * scale).collect();
-        let dests: Vec<Dest> = weights
+        let dests: Vec<Box<Dest>> = weights
             .iter()
             .enumerate()
             .map(|(i, &w)| server(i as u64 + 1, w, 0, 0, false))
@@ -175,7 +175,7 @@ proptest! {
         weights_equal in any::<bool>(),
         wseed in prop::collection::vec(1i32..5, 24),
     ) {
-        let dests: Vec<Dest> = (0..n)
+        let dests: Vec<Box<Dest>> = (0..n)
             .map(|i| server(i as u64 + 1, if weights_equal { 1 } else { wseed[i] }, 0, 0, false))
             .collect();
         let mut whole = MaglevHashing::new();
@@ -215,7 +215,7 @@ proptest! {
         flags in prop_oneof![Just(0u32), Just(0x08), Just(0x10), Just(0x18)],
         pkts in prop::collection::vec((any::<u32>(), any::<u16>(), any::<u32>()), 1..40),
     ) {
-        let dests: Vec<Dest> = weights
+        let dests: Vec<Box<Dest>> = weights
             .iter()
             .enumerate()
             .map(|(i, &w)| server(i as u64 + 1, w, 0, 0, false))

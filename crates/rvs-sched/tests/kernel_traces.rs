@@ -49,7 +49,7 @@ struct Svc {
     persistent: Option<u32>,
     /// Masked client address -> real server.
     templates: HashMap<u32, DestId>,
-    dests: Vec<Dest>,
+    dests: Vec<Box<Dest>>,
 }
 
 impl Svc {
@@ -223,7 +223,7 @@ impl Director {
                 }
             };
             let s = &mut self.services[i];
-            s.dests.insert(0, dest);
+            s.dests.insert(0, Box::new(dest));
             let view = SchedService {
                 flags: s.flags,
                 dests: &s.dests,
@@ -262,14 +262,14 @@ impl Director {
         };
         s.sched.del_dest(&view, &d, j);
         d.available = false;
-        self.trash.push((key, d));
+        self.trash.push((key, *d));
     }
 
     fn remove_service(&mut self, i: usize) {
         let s = self.services.remove(i);
         for mut d in s.dests {
             d.available = false;
-            self.trash.push((s.key.clone(), d));
+            self.trash.push((s.key.clone(), *d));
         }
     }
 
@@ -317,6 +317,7 @@ impl Director {
             let d = self.services[*svc]
                 .dests
                 .iter_mut()
+                .map(|d| &mut **d)
                 .chain(self.trash.iter_mut().map(|(_, d)| d))
                 .find(|d| d.id == *id)
                 .expect("held connection's real server");
