@@ -32,7 +32,11 @@ use std::time::{Duration, Instant};
 const VIP: &str = "198.18.70.100";
 const CLIENT: &str = "198.18.70.10";
 const DIRECTORS: [(&str, &str, u8); 2] = [("a", "198.18.70.1", 150), ("b", "198.18.70.2", 100)];
-const REAL_SERVERS: [(&str, &str); 2] = [("rs1", "198.18.70.21"), ("rs2", "198.18.70.22")];
+/// The real servers and the last byte of their address: 198.18.70.x for
+/// direct routing, 198.19.70.x behind the directors for NAT.
+const REAL_SERVERS: [(&str, u8); 2] = [("rs1", 21), ("rs2", 22)];
+/// NAT: the real servers' gateway, a second VIP of the VRRP instance.
+const NAT_GATEWAY: &str = "198.19.70.1";
 /// Long transfers running through the takeover.
 const LONG_FLOWS: usize = 8;
 
@@ -81,6 +85,8 @@ struct Lab {
     rvsd: Vec<(String, Child)>,
     stop: Arc<AtomicBool>,
     dir: PathBuf,
+    /// NAT (`-m`) instead of direct routing (`-g`).
+    nat: bool,
 }
 
 impl Drop for Lab {
@@ -114,7 +120,7 @@ impl Drop for Lab {
 
 impl Lab {
     /// A lab whose names start with `rvsxf`, the PID and `tag`.
-    fn new(tag: &str) -> Lab {
+    fn new(tag: &str, nat: bool) -> Lab {
         let prefix = format!("rvsxf{}{tag}", std::process::id());
         let dir = std::env::temp_dir().join(&prefix);
         let _ = std::fs::remove_dir_all(&dir);
@@ -126,14 +132,15 @@ impl Lab {
             rvsd: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
             dir,
+            nat,
         };
         let sw = lab.add_ns("sw");
         sh(&format!(
             "ip -n {sw} link add br0 type bridge && ip -n {sw} link set br0 up"
         ));
-        let mut hosts = vec![("c", CLIENT)];
-        hosts.extend(DIRECTORS.iter().map(|(h, a, _)| (*h, *a)));
-        hosts.extend(REAL_SERVERS.iter().map(|(h, a)| (*h, *a)));
+        let mut hosts = vec![("c", CLIENT.to_string())];
+        hosts.extend(DIRECTORS.iter().map(|(h, a, _)| (*h, a.to_string())));
+        hosts.extend(REAL_SERVERS.iter().map(|(h, n)| (*h, lab.rs_addr(*n))));
         for (h, addr) in &hosts {
             let ns = lab.add_ns(h);
             let port = format!("p{h}");
@@ -151,6 +158,7 @@ impl Lab {
                 "ip netns exec {ns} ethtool -K eth0 tx off >/dev/null"
             ));
         }
+        let client_mac = mac_of(&lab.ns("c"), "eth0");
         let rs_macs: Vec<String> = REAL_SERVERS
             .iter()
             .map(|(h, _)| mac_of(&lab.ns(h), "eth0"))
@@ -160,9 +168,24 @@ impl Lab {
             sh(&format!(
                 "ip netns exec {ns} sysctl -qw net.ipv4.ip_forward=1"
             ));
-            for ((_, addr), mac) in REAL_SERVERS.iter().zip(&rs_macs) {
+            for ((_, n), mac) in REAL_SERVERS.iter().zip(&rs_macs) {
+                let addr = lab.rs_addr(*n);
                 sh(&format!(
                     "ip -n {ns} neigh replace {addr} lladdr {mac} dev eth0 nud permanent"
+                ));
+            }
+            if nat {
+                // The directors' own addresses on the real servers' subnet.
+                let own = if h == "a" { 3 } else { 4 };
+                sh(&format!("ip -n {ns} addr add 198.19.70.{own}/24 dev eth0"));
+                // The next hop toward the clients (a router, in a real
+                // site) must be resolved: a NAT reply whose neighbour is
+                // unknown goes to the kernel already rewritten, with the
+                // VIP as its source, and the kernel drops it as a martian.
+                // A backup that never talked to the client would black-hole
+                // replies until the client's ARP refresh (about 5 s).
+                sh(&format!(
+                    "ip -n {ns} neigh replace {CLIENT} lladdr {client_mac} dev eth0 nud permanent"
                 ));
             }
             // A NIC drops unicast frames for other MACs before XDP sees
@@ -185,14 +208,26 @@ impl Lab {
         }
         for (h, _) in REAL_SERVERS {
             let ns = lab.ns(h);
-            sh(&format!(
-                "ip -n {ns} addr add {VIP}/32 dev lo && \
-                 ip netns exec {ns} sysctl -qw net.ipv4.conf.all.arp_ignore=1 \
-                   net.ipv4.conf.all.arp_announce=2"
-            ));
+            if nat {
+                sh(&format!("ip -n {ns} route add default via {NAT_GATEWAY}"));
+            } else {
+                sh(&format!(
+                    "ip -n {ns} addr add {VIP}/32 dev lo && \
+                     ip netns exec {ns} sysctl -qw net.ipv4.conf.all.arp_ignore=1 \
+                       net.ipv4.conf.all.arp_announce=2"
+                ));
+            }
             real_server(&ns, h, lab.stop.clone());
         }
         lab
+    }
+
+    fn rs_addr(&self, n: u8) -> String {
+        if self.nat {
+            format!("198.19.70.{n}")
+        } else {
+            format!("198.18.70.{n}")
+        }
     }
 
     fn add_ns(&mut self, h: &str) -> String {
@@ -220,9 +255,15 @@ impl Lab {
         std::fs::create_dir_all(&d).unwrap();
         let conf = d.join("rvs.toml");
         let mut servers = String::new();
-        for (_, addr) in REAL_SERVERS {
+        let (method, vips) = if self.nat {
+            ("masq", format!("\"{VIP}/24\", \"{NAT_GATEWAY}/24\""))
+        } else {
+            ("route", format!("\"{VIP}/24\""))
+        };
+        for (_, n) in REAL_SERVERS {
+            let addr = self.rs_addr(n);
             servers.push_str(&format!(
-                "\n[[service.real_server]]\naddress = \"{addr}:80\"\nmethod = \"route\"\n"
+                "\n[[service.real_server]]\naddress = \"{addr}:80\"\nmethod = \"{method}\"\n"
             ));
         }
         std::fs::write(
@@ -231,7 +272,7 @@ impl Lab {
                 "engine = \"xdp\"\n\n[xdp]\ninterface = \"eth0\"\n\n\
                  [[service]]\ntcp = \"{VIP}:80\"\nscheduler = \"rr\"\n{servers}\n\
                  [[vrrp]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 70\n\
-                 priority = {prio}\nversion = 3\nadvert_interval = 0.1\nvips = [\"{VIP}/24\"]\n"
+                 priority = {prio}\nversion = 3\nadvert_interval = 0.1\nvips = [{vips}]\n"
             ),
         )
         .unwrap();
@@ -484,11 +525,17 @@ struct Outcome {
 /// Serialises the labs: each measures times.
 static LABS: Mutex<()> = Mutex::new(());
 
-/// Builds the lab, runs the traffic, kills the master and measures. With
-/// `sync` false the sync daemons are not started (the control case).
-fn takeover(sync: bool) -> Outcome {
+/// Builds the lab (NAT or direct routing), runs the traffic, kills the
+/// master and measures. With `sync` false the sync daemons are not started
+/// (the control case).
+fn takeover(sync: bool, nat: bool) -> Outcome {
     let _one = LABS.lock().unwrap_or_else(|p| p.into_inner());
-    let mut lab = Lab::new(if sync { "s" } else { "n" });
+    let tag = match (sync, nat) {
+        (true, false) => "s",
+        (true, true) => "m",
+        (false, _) => "n",
+    };
+    let mut lab = Lab::new(tag, nat);
     let (a_ip, b_ip) = (DIRECTORS[0].1, DIRECTORS[1].1);
     lab.rvsd("a", DIRECTORS[0].2, b_ip);
     assert!(
@@ -640,7 +687,12 @@ fn takeover(sync: bool) -> Outcome {
          after the SIGKILL the backup holds the VIP at {:?} and serves a new connection at \
          {:?}; established flows reset {} (broken {} of {LONG_FLOWS}); longest pause of a \
          long flow {} ms; short connections {} served, {} failed",
-        if sync { "sync" } else { "no sync" },
+        match (sync, nat) {
+            (true, false) => "DR, sync",
+            (true, true) => "NAT, sync",
+            (false, false) => "DR, no sync",
+            (false, true) => "NAT, no sync",
+        },
         o.synced,
         o.vip,
         o.served,
@@ -651,11 +703,22 @@ fn takeover(sync: bool) -> Outcome {
         o.short_failed
     );
     assert!(o.vip.is_some(), "b never took the VIP:\n{}", lab.log("b"));
+    // Generous bounds (3 × 0.1 s + skew is 0.36 s; TCP's retransmission
+    // timer adds its backoff to a flow's pause), which a black-holed path
+    // would exceed.
     assert!(
-        o.served.is_some(),
-        "no new connection was served after the takeover:\n{}",
+        o.served.is_some_and(|d| d < Duration::from_secs(2)),
+        "no new connection was served within 2 s of the takeover: {:?}\n{}",
+        o.served,
         lab.log("b")
     );
+    if sync {
+        assert!(
+            o.longest_pause < 3000,
+            "a long flow paused {} ms",
+            o.longest_pause
+        );
+    }
     if sync && !o.broken.is_empty() {
         let mut resets = String::new();
         for h in ["b", "rs1", "rs2"] {
@@ -692,7 +755,20 @@ fn established_flows_survive_a_takeover() {
         );
         return;
     }
-    let o = takeover(true);
+    let o = takeover(true, false);
+    assert_eq!(o.reset, 0);
+    assert!(o.broken.is_empty());
+}
+
+/// NAT: the backup also needs the reply entries (the real servers' replies
+/// come back through the director, to the gateway VIP it takes over).
+#[test]
+fn nat_flows_survive_a_takeover() {
+    if !is_root() {
+        eprintln!("skipping nat_flows_survive_a_takeover: needs root (BPF, network namespaces)");
+        return;
+    }
+    let o = takeover(true, true);
     assert_eq!(o.reset, 0);
     assert!(o.broken.is_empty());
 }
@@ -709,7 +785,7 @@ fn without_sync_established_flows_are_reset() {
         );
         return;
     }
-    let o = takeover(false);
+    let o = takeover(false, false);
     assert_eq!(o.reset, LONG_FLOWS, "{:?}", o.broken);
 }
 
