@@ -8,7 +8,7 @@
 use rvs_conn::{tcp, ConnId, ConnTable, Direction, Packet, Transport};
 use rvs_core::table::ServiceTable;
 use rvs_core::{Af, DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, Time, SEC};
-use rvs_sync::{decode, encode, Receiver, Sender, SyncParams, Version};
+use rvs_sync::{decode, encode, Received, Receiver, Sender, SyncParams, Version};
 use std::net::IpAddr;
 
 const OUT: &str = include_str!("data/sync-capture.out");
@@ -340,4 +340,30 @@ fn a_backup_fed_the_datagrams_lists_what_the_kernel_backup_listed() {
         .unwrap();
     assert_eq!(conns.get(tpl).unwrap().remaining_secs(now), 180);
     assert_eq!(rx.stats.refused, 0);
+}
+
+#[test]
+fn receive_into_names_every_entry_it_installed() {
+    let golden = datagrams();
+    let mut services = services();
+    let mut conns = ConnTable::new();
+    let mut rx = Receiver::new(7, 3);
+    let mut ids = Vec::new();
+    let mut installed = 0;
+    for d in &golden[..3] {
+        if let Received::Records(t) = rx.receive_into(d, 5000, &mut services, &mut conns, &mut ids)
+        {
+            installed += (t.created + t.updated) as usize;
+        }
+    }
+    // One id per record installed (a connection sent in two states is
+    // named twice), and every entry of the table among them.
+    assert_eq!(ids.len(), installed);
+    let key = |id: &ConnId| format!("{id:?}");
+    let mut listed: Vec<ConnId> = conns.iter().map(|e| e.id).collect();
+    listed.sort_by_key(key);
+    ids.sort_by_key(key);
+    ids.dedup();
+    assert_eq!(ids, listed);
+    assert_eq!(ids.len(), 6);
 }
