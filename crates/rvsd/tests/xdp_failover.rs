@@ -18,7 +18,10 @@
 //! process and would otherwise keep forwarding). The test measures the
 //! time until the backup holds the VIP and serves a new connection, and
 //! counts the established flows that were reset or stalled (must be 0);
-//! every long flow must end with every byte echoed. Prints the numbers.
+//! every long flow must end with every byte echoed. The same with NAT
+//! (real servers on 198.19.70.0/24 behind a second VIP of the instance,
+//! their gateway), and a control without the sync daemons, where every
+//! established flow must be reset. Prints the numbers (BENCHMARKS.md).
 //! Needs root (skips otherwise).
 
 use std::io::{ErrorKind, Read, Write};
