@@ -5,6 +5,8 @@
  * at the XDP hook of the director's interface.
  *
  * For each frame:
+ *   0. a frame not addressed to the interface's MAC (rvs_ifmac: another
+ *      host's, broadcast, multicast) goes to the kernel unchanged;
  *   1. parse Ethernet / IPv4 (no options, no fragments) or IPv6 (no
  *      extension headers) / TCP, UDP or an ICMP error; anything else, and
  *      IPv4 options, fragments and IPv6 extension headers, go to the kernel
@@ -14,7 +16,9 @@
  *      side): run the TCP state machine of rvs-conn (tcp_states.h, generated
  *      from it at build time), count, forward with the entry's real server;
  *   3. a NAT reply (nat4/nat6, keyed by the real-server side): source back
- *      to the virtual address and port, forward to the client;
+ *      to the virtual address and port, forward to the client (no
+ *      neighbour entry toward it yet: userspace sends it through the
+ *      kernel);
  *   4. a first packet of a virtual service: services with RVS_SVC_RING take
  *      the next real server of the ring userspace computed with the
  *      service's own scheduler (rr, wrr: the kernel's exact order), create
@@ -153,6 +157,13 @@ struct {
 	__type(value, struct rvs_config);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rvs_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rvs_ifmac);
+} rvs_ifmac SEC(".maps");
 
 struct punt_budget {
 	__u64 window;
@@ -680,7 +691,9 @@ static __always_inline void tcp_transition(struct rvs_conn *c, __u8 dir, __u8 fl
 
 /* ---- first packets ---- */
 
-static __always_inline int punt(struct xdp_md *ctx)
+/* Hands the frame to userspace as event `kind` (within the per-CPU
+ * budget) and drops it here. */
+static __always_inline int to_user(struct xdp_md *ctx, __u32 kind)
 {
 	struct rvs_config *cfg = config();
 	__u32 z = 0;
@@ -701,7 +714,7 @@ static __always_inline int punt(struct xdp_md *ctx)
 	struct rvs_event *e = bpf_ringbuf_reserve(&rvs_events, sizeof(*e), 0);
 	if (!e)
 		return XDP_DROP;
-	e->kind = RVS_EV_PUNT;
+	e->kind = kind;
 	e->len = len;
 	e->ifindex = ingress_ifindex(ctx);
 	e->dest = 0;
@@ -711,6 +724,11 @@ static __always_inline int punt(struct xdp_md *ctx)
 	}
 	bpf_ringbuf_submit(e, 0);
 	return XDP_DROP;
+}
+
+static __always_inline int punt(struct xdp_md *ctx)
+{
+	return to_user(ctx, RVS_EV_PUNT);
 }
 
 static __always_inline struct rvs_svc *svc_lookup(struct flow *f)
@@ -832,6 +850,17 @@ static __always_inline int fib_to(struct xdp_md *ctx, struct flow *f)
 		__builtin_memcpy(p.ipv6_dst, f->daddr, 16);
 	}
 	int rc = bpf_fib_lookup(ctx, &p, sizeof(p), 0);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		/* No neighbour entry toward the client (or its router), as on a
+		 * backup that just took over. The kernel's forwarding would drop
+		 * the packet (its source is now the VIP, a local address: a
+		 * martian), so userspace sends it through a raw socket: the
+		 * kernel resolves the neighbour, queueing it meanwhile, and the
+		 * next replies find the entry here. */
+		if (!dec_ttl(ctx, f->af))
+			return XDP_PASS;
+		return to_user(ctx, RVS_EV_XMIT);
+	}
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return XDP_PASS; /* rewritten already: the kernel forwards it */
 	if (!dec_ttl(ctx, f->af))
@@ -1095,6 +1124,21 @@ static __always_inline int ipv6(struct xdp_md *ctx)
 	return l4(ctx, &f); /* extension headers (fragments too) are not TCP/UDP: passed */
 }
 
+/* Whether the frame is addressed to the interface's own MAC. veth, a
+ * bridge port or any promiscuous NIC hands XDP frames for other hosts
+ * too (a bridge floods the frames for a dead director's MAC): those are
+ * the kernel's, which drops them. Broadcast and multicast frames (ARP,
+ * neighbour discovery) are not ours either. */
+static __always_inline int for_us(const struct ethhdr *eth)
+{
+	__u32 z = 0;
+	struct rvs_ifmac *m = bpf_map_lookup_elem(&rvs_ifmac, &z);
+	if (!m || !m->set)
+		return 1;
+	return *(const __u32 *)eth->h_dest == *(const __u32 *)m->addr &&
+	       *(const __u16 *)(eth->h_dest + 4) == *(const __u16 *)(m->addr + 4);
+}
+
 SEC("xdp")
 int rvs_xdp(struct xdp_md *ctx)
 {
@@ -1102,6 +1146,8 @@ int rvs_xdp(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > end)
 		return XDP_DROP;
+	if (!for_us(eth))
+		return XDP_PASS;
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
 		return ipv4(ctx);
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6))

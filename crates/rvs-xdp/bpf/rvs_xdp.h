@@ -157,9 +157,20 @@ struct rvs_config {
 	__u32 punt_budget; /* first packets sent to userspace per CPU per second */
 };
 
+/* The MAC address of the interface the program is attached to (map
+ * rvs_ifmac, not pinned: userspace writes it at every start and when it
+ * changes). Frames for any other destination are passed untouched. */
+struct rvs_ifmac {
+	__u8 addr[6];
+	__u16 set; /* 0: not set, every frame is examined */
+};
+
 /* Ring buffer events. */
 #define RVS_EV_PUNT 1  /* a first packet for userspace to schedule */
 #define RVS_EV_NEIGH 2 /* no neighbour entry for a real server: resolve it */
+#define RVS_EV_XMIT 3  /* a NAT reply (rewritten) whose next hop toward the
+			* client has no neighbour entry: userspace sends it
+			* through the kernel, which resolves the neighbour */
 
 struct rvs_event {
 	__u32 kind;

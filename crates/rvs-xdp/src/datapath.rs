@@ -76,6 +76,7 @@ pub struct Datapath {
     pub(crate) nat6: MapHandle,
     pub(crate) stats: MapHandle,
     pub(crate) config: MapHandle,
+    pub(crate) ifmac: MapHandle,
     pub(crate) events: MapHandle,
     attached: std::sync::Mutex<Option<(i32, u32)>>,
 }
@@ -140,6 +141,7 @@ impl Datapath {
             nat6: map("rvs_nat6")?,
             stats: map("rvs_stats")?,
             config: map("rvs_config")?,
+            ifmac: map("rvs_ifmac")?,
             events: map("rvs_events")?,
             obj,
             pin_dir: pin_dir.to_path_buf(),
@@ -275,6 +277,17 @@ impl Datapath {
             .map_err(err("config map"))
     }
 
+    /// Sets the MAC address of the interface the program serves: frames
+    /// for any other destination (another host's unicast on a promiscuous
+    /// interface, broadcast, multicast) then pass to the kernel untouched.
+    /// `None` (the state after loading) examines every frame. Not pinned:
+    /// each loaded program has its own.
+    pub fn set_ifmac(&self, mac: Option<[u8; 6]>) -> Result<(), Error> {
+        self.ifmac
+            .update(&0u32.to_ne_bytes(), &maps::ifmac(mac), MapFlags::ANY)
+            .map_err(err("interface MAC map"))
+    }
+
     /// The per-CPU counters of real-server slot `slot`, summed.
     pub fn dest_stats(&self, slot: u32) -> Result<maps::DestStats, Error> {
         let mut s = maps::DestStats::default();
@@ -407,8 +420,8 @@ impl Datapath {
             .map_err(err("ring map"))
     }
 
-    /// Drains the event ring: first packets handed to userspace and
-    /// neighbour misses, in order.
+    /// Drains the event ring: first packets handed to userspace, neighbour
+    /// misses and NAT replies to send through the kernel, in order.
     pub fn drain_events(&self) -> Vec<maps::Event> {
         let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let o = out.clone();

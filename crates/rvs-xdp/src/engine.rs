@@ -138,6 +138,8 @@ struct State {
     /// Whether sync has run: until then the tick leaves the entries alone
     /// (their slots are not known yet).
     synced: bool,
+    /// The interface's MAC as the program has it (`rvs_ifmac`).
+    ifmac: Option<[u8; 6]>,
 }
 
 pub(crate) struct Inner {
@@ -195,11 +197,23 @@ impl Engine {
             .map_err(|e| Error(format!("interface {}: {e}", options.interface)))?;
         let dp = Datapath::load(&options.pin_dir)?;
         dp.set_config(0, options.punt_budget)?;
+        // Before attaching: frames for other MACs are never forwarded.
+        let ifmac = interface_mac(ifindex);
+        if ifmac.is_none() {
+            tracing::warn!(
+                "interface {} has no MAC address: the xdp program examines every frame",
+                options.interface
+            );
+        }
+        dp.set_ifmac(ifmac)?;
         let inner = Arc::new(Inner {
             director,
             epoch,
             ifindex,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                ifmac,
+                ..State::default()
+            }),
             stop: AtomicBool::new(false),
             sync: Mutex::new(Default::default()),
             dp: {
@@ -961,6 +975,7 @@ impl Inner {
 
     fn tick(&self, st: &mut State) {
         st.last_nh_flush = Some(Instant::now());
+        self.follow_ifmac(st);
         if !st.synced {
             return;
         }
@@ -1062,11 +1077,33 @@ impl Inner {
         }
     }
 
+    /// Follows a change of the interface's MAC address.
+    fn follow_ifmac(&self, st: &mut State) {
+        let mac = interface_mac(self.ifindex);
+        if mac.is_none() || mac == st.ifmac {
+            return;
+        }
+        match self.dp.set_ifmac(mac) {
+            Ok(()) => st.ifmac = mac,
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+
     fn events(self: Arc<Self>) {
         let me = self.clone();
         let mut b = libbpf_rs::RingBufferBuilder::new();
+        let mut raw = crate::xmit::RawXmit::new();
+        let mut xmit_failed = false;
         if let Err(e) = b.add(&self.dp.events, move |data: &[u8]| {
             match Event::decode(data) {
+                Some(Event::Xmit { frame }) => {
+                    // Warned once: a burst of replies fails alike.
+                    if let Err(e) = raw.send(&frame) {
+                        if !std::mem::replace(&mut xmit_failed, true) {
+                            tracing::warn!("{e}");
+                        }
+                    }
+                }
                 Some(Event::Punt { ifindex, frame }) => me.punted(ifindex, &frame),
                 Some(Event::Neigh { dest }) => {
                     let st = lock(&me.state);
@@ -1190,6 +1227,17 @@ impl Inner {
             self.dp.delete_conn(&key, nat);
         }
     }
+}
+
+/// The MAC address of interface `ifindex`, if it has one.
+fn interface_mac(ifindex: u32) -> Option<[u8; 6]> {
+    nix::ifaddrs::getifaddrs().ok()?.find_map(|a| {
+        let l = a.address.as_ref()?.as_link_addr()?;
+        if l.ifindex() != ifindex as usize {
+            return None;
+        }
+        l.addr()
+    })
 }
 
 /// Makes the kernel resolve the neighbour toward `addr` (a datagram to the

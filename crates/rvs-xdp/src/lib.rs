@@ -15,6 +15,9 @@
 //! pinned, so a restart keeps established flows. With connection sync the
 //! tick feeds the master's sync sender, and a backup writes the entries it
 //! receives into its map, so a takeover keeps them too ([`SyncHandle`]).
+//! Only frames addressed to the interface's own MAC are examined; NAT
+//! replies toward a client whose neighbour is not resolved yet are sent
+//! through the kernel ([`RawXmit`]) instead of being lost.
 //! It also ships `bpf/rvs_decap.bpf.c` ([`Decap`]) for tunnelling real
 //! servers. Design and trade-offs: `docs/xdp.md`. The `unsafe` code is
 //! libbpf-rs's.
@@ -25,6 +28,7 @@ mod engine;
 pub mod maps;
 pub mod packet;
 mod sync;
+mod xmit;
 
 pub use datapath::{
     AttachMode, Datapath, Error, RunResult, PINNED_MAPS, XDP_ABORTED, XDP_DROP, XDP_OBJECT,
@@ -37,3 +41,4 @@ pub use engine::{
 pub use sync::{
     synced_entries, SendGate, SharedSender, SyncFeed, SyncHandle, SyncLink, SyncedEntry,
 };
+pub use xmit::RawXmit;

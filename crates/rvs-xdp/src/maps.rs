@@ -32,6 +32,7 @@ pub const CONN_USER: u8 = 1 << 1;
 
 pub const EV_PUNT: u32 = 1;
 pub const EV_NEIGH: u32 = 2;
+pub const EV_XMIT: u32 = 3;
 
 /// An address as 16 network-order bytes (IPv4 first).
 pub fn addr16(a: &IpAddr) -> [u8; 16] {
@@ -326,6 +327,14 @@ pub fn config(flags: u32, punt_budget: u32) -> Vec<u8> {
     b
 }
 
+/// `struct rvs_ifmac` (8 bytes): the interface's MAC, or none (every
+/// frame is examined).
+pub fn ifmac(mac: Option<[u8; 6]>) -> Vec<u8> {
+    let mut b = mac.unwrap_or_default().to_vec();
+    b.extend_from_slice(&u16::from(mac.is_some()).to_ne_bytes());
+    b
+}
+
 /// A decoded `struct rvs_event`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -333,6 +342,10 @@ pub enum Event {
     Punt { ifindex: u32, frame: Vec<u8> },
     /// No neighbour entry for real server slot `dest`.
     Neigh { dest: u32 },
+    /// A NAT reply, rewritten, whose next hop toward the client has no
+    /// neighbour entry: to be sent through the kernel (the frame as the
+    /// program left it, Ethernet header included).
+    Xmit { frame: Vec<u8> },
 }
 
 impl Event {
@@ -350,6 +363,12 @@ impl Event {
                 })
             }
             EV_NEIGH => Some(Event::Neigh { dest }),
+            EV_XMIT => {
+                let len = len as usize;
+                (len <= PUNT_MAX && b.len() >= 16 + len).then(|| Event::Xmit {
+                    frame: b[16..16 + len].to_vec(),
+                })
+            }
             _ => None,
         }
     }
@@ -422,6 +441,8 @@ mod tests {
             16
         );
         assert_eq!(nexthop([0; 6], [0; 6], 1, true).len(), 20);
+        assert_eq!(ifmac(Some([2, 0, 0, 0, 0, 1])).len(), 8);
+        assert_eq!(ifmac(None), vec![0; 8]);
         let v = ConnVal {
             dest: 7,
             state: 3,
@@ -432,6 +453,16 @@ mod tests {
         assert_eq!(
             Event::decode(&[1, 0, 0, 0, 200, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
             None
+        );
+        // kind, len, ifindex, dest, then the frame (and the slot's slack).
+        let mut xmit: Vec<u8> = [EV_XMIT, 2, 0, 0]
+            .iter()
+            .flat_map(|v| v.to_ne_bytes())
+            .collect();
+        xmit.extend_from_slice(&[7, 9, 0]);
+        assert_eq!(
+            Event::decode(&xmit),
+            Some(Event::Xmit { frame: vec![7, 9] })
         );
     }
 }

@@ -111,6 +111,7 @@ fn setup(tag: &str) -> Option<Fixture> {
     let pin = std::path::PathBuf::from(format!("/sys/fs/bpf/rvsxdp-{tag}-{}", std::process::id()));
     let dp = Datapath::load(&pin).expect("load");
     dp.set_config(maps::CFG_CONN_REUSE, 100).unwrap();
+    dp.set_ifmac(Some(dmac)).unwrap();
     for n in nets() {
         for (port, addr, fwd, tun) in [
             (M_DR, n.rs_dr, maps::FWD_ROUTE, 0),
@@ -444,6 +445,161 @@ fn icmp_errors_reach_the_right_side() {
         );
         let input = icmp_error(f.dmac, cmac, &n.client, &n.vip, 64, frag.0, frag.1, &other);
         f.expect("ICMP about no connection", &input, XDP_PASS, &input);
+    }
+}
+
+/// veth, a bridge port or a promiscuous NIC hands XDP frames for other
+/// hosts (a bridge floods those for a dead director's MAC): they pass to
+/// the kernel untouched, whatever the method, and create no entry; the
+/// same frames for the interface's MAC are forwarded.
+#[test]
+fn frames_for_other_macs_pass_untouched() {
+    let Some(f) = setup("mac") else { return };
+    let (cmac, other, bcast) = (mac(3), mac(9), [0xff; 6]);
+    for n in nets() {
+        for proto in [6u8, 17] {
+            for (m, port) in [
+                ("DR", M_DR),
+                ("NAT", M_NAT),
+                ("IPIP", M_IPIP),
+                ("GUE", M_GUE),
+                ("GRE", M_GRE),
+                ("userspace-scheduled", M_PUNT),
+            ] {
+                let what = format!("{m} IPv{} {}", n.af, proto_name(proto));
+                let l = l4(proto, 44000, port, SYN);
+                let key = ConnKey {
+                    caddr: n.client,
+                    cport: 44000,
+                    vaddr: n.vip,
+                    vport: port,
+                    proto,
+                };
+                f.dp.drain_events();
+                for dst in [other, bcast] {
+                    let input = frame(dst, cmac, &n.client, &n.vip, 64, &l);
+                    f.expect(&format!("{what} for {dst:02x?}"), &input, XDP_PASS, &input);
+                }
+                assert!(f.dp.conn(&key).is_none(), "{what}: no entry");
+                assert!(f.dp.drain_events().is_empty(), "{what}: no event");
+                let ours = frame(f.dmac, cmac, &n.client, &n.vip, 64, &l);
+                let want = if port == M_PUNT { XDP_DROP } else { XDP_TX };
+                assert_eq!(f.run(&ours).0, want, "{what} for our MAC");
+            }
+            // A NAT reply of the connection just made, for another MAC.
+            let r = l4(proto, NAT_PORT, 44000, SYN | ACK);
+            let input = frame(other, mac(4), &n.rs_nat, &n.client, 64, &r);
+            f.expect(
+                &format!(
+                    "NAT reply IPv{} {} for another MAC",
+                    n.af,
+                    proto_name(proto)
+                ),
+                &input,
+                XDP_PASS,
+                &input,
+            );
+        }
+    }
+    // Only the frames for our MAC were counted.
+    let s = f.dp.dest_stats(slot(4, M_NAT)).unwrap();
+    assert_eq!((s.conns, s.inpkts, s.outpkts), (2, 2, 0));
+}
+
+/// A NAT reply toward a client whose neighbour the director has not
+/// resolved (a backup that just took over): the program hands it,
+/// rewritten, to userspace, which sends it through the kernel; the kernel
+/// resolves the neighbour and the client gets the reply from the virtual
+/// service. The next reply finds the neighbour and is forwarded in XDP.
+#[test]
+fn nat_reply_without_a_neighbour_goes_through_the_kernel() {
+    let Some(f) = setup("noneigh") else { return };
+    // A client behind a second link of the director, never resolved.
+    let cns = Netns::new(&format!("rvsxdp-nnc-{}", std::process::id()));
+    f._ns.run(&format!(
+        "ip link add fx2 type veth peer name fx3 netns {}",
+        cns.0
+    ));
+    f._ns.run("ip link set fx2 up");
+    f._ns.run("ip addr add 198.18.9.1/24 dev fx2");
+    f._ns.run("ip -6 addr add fd09::1/64 dev fx2 nodad");
+    // The director owns the VIPs, as after a takeover.
+    f._ns.run("ip addr add 198.18.0.10/32 dev lo");
+    f._ns.run("ip -6 addr add fd00::10/128 dev lo nodad");
+    cns.run("ip link set fx3 up");
+    cns.run("ip addr add 198.18.9.7/24 dev fx3");
+    cns.run("ip -6 addr add fd09::7/64 dev fx3 nodad");
+    let client_mac = cns.mac("fx3");
+    let mut raw = rvs_xdp::RawXmit::new();
+    for n in nets() {
+        let client: IpAddr = if n.af == 4 {
+            "198.18.9.7".parse().unwrap()
+        } else {
+            "fd09::7".parse().unwrap()
+        };
+        // The client's socket, in its namespace.
+        let netns = format!("/run/netns/{}", cns.0);
+        let sock = std::thread::spawn(move || {
+            let ns = std::fs::File::open(netns).unwrap();
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            std::net::UdpSocket::bind((client, 45000)).unwrap()
+        })
+        .join()
+        .unwrap();
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let l = L4::udp(45000, M_NAT);
+        let input = frame(f.dmac, mac(3), &client, &n.vip, 64, &l);
+        assert_eq!(f.run(&input).0, XDP_TX, "IPv{}: NAT in", n.af);
+
+        let r = L4::udp(NAT_PORT, 45000);
+        let input = frame(f.dmac, mac(4), &n.rs_nat, &client, 64, &r);
+        let mut r_v = r.clone();
+        r_v.sport = M_NAT;
+        f.dp.drain_events();
+        f.expect(
+            &format!("IPv{}: NAT reply, no neighbour", n.af),
+            &input,
+            XDP_DROP,
+            &frame(f.dmac, mac(4), &n.vip, &client, 63, &r_v),
+        );
+        let ev = f.dp.drain_events();
+        let sent = ev
+            .iter()
+            .find_map(|e| match e {
+                maps::Event::Xmit { frame } => Some(frame.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("IPv{}: no reply for userspace: {ev:?}", n.af));
+        assert_eq!(
+            hex(&sent),
+            hex(&frame(f.dmac, mac(4), &n.vip, &client, 63, &r_v)),
+            "IPv{}: the rewritten reply",
+            n.af
+        );
+        raw.send(&sent).expect("sent through the kernel");
+        let mut buf = [0u8; 64];
+        let (len, from) = sock.recv_from(&mut buf).expect("the client got the reply");
+        assert_eq!(&buf[..len], &r.payload[..]);
+        assert_eq!(from, std::net::SocketAddr::new(n.vip, M_NAT));
+
+        // Resolved now: the next reply is forwarded by the program.
+        let (v, out) = f.run(&input);
+        assert_eq!(v, rvs_xdp::XDP_REDIRECT, "IPv{}: resolved", n.af);
+        assert_eq!(
+            hex(&out),
+            hex(&frame(
+                client_mac,
+                f._ns.mac("fx2"),
+                &n.vip,
+                &client,
+                63,
+                &r_v
+            )),
+            "IPv{}: forwarded reply",
+            n.af
+        );
+        assert!(f.dp.drain_events().is_empty());
     }
 }
 
