@@ -603,6 +603,84 @@ fn nat_reply_without_a_neighbour_goes_through_the_kernel() {
     }
 }
 
+/// The engine gives the program its interface's MAC before attaching, and
+/// follows a change at its next tick: frames for the old MAC then pass,
+/// frames for the new one are forwarded.
+#[test]
+fn the_engine_follows_the_interface_mac() {
+    use rvs_core::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey};
+    use rvs_ctl::Request;
+    let Some(f) = setup("newmac") else { return };
+    let opts = rvs_director::DirectorOptions {
+        schedulers: Box::new(rvs_sched::new_scheduler),
+        interfaces: Box::new(|_| None),
+        local_broadcast: Box::new(|_| false),
+        sysctls: Default::default(),
+        conn_seed: 1,
+    };
+    let d = std::sync::Arc::new(std::sync::Mutex::new(rvs_director::Director::new(opts)));
+    let n = &nets()[0];
+    let key = ServiceKey::Addr {
+        proto: Protocol::Tcp,
+        addr: n.vip,
+        port: 90,
+    };
+    let mut cfg = ServiceConfig::defaults(rvs_core::Af::Inet);
+    cfg.scheduler = "rr".into();
+    let mut dc = DestConfig::new(n.rs_dr, 90);
+    dc.fwd = FwdMethod::Route;
+    for r in [
+        Request::AddService { key, config: cfg },
+        Request::AddDest {
+            service: key,
+            dest: dc,
+        },
+    ] {
+        assert_eq!(d.lock().unwrap().apply(&r, 0), rvs_ctl::Response::Ok);
+    }
+    let mut o = rvs_xdp::XdpOptions::new("fx0");
+    o.pin_dir = f.dp.pin_dir().join("engine");
+    o.mode = rvs_xdp::AttachMode::Generic;
+    let e = rvs_xdp::Engine::start(d, o, std::time::Instant::now()).unwrap();
+    assert!(e.sync().is_empty());
+    let dp = e.datapath();
+    let syn = |dst: [u8; 6], port: u16| {
+        frame(dst, mac(3), &n.client, &n.vip, 64, &L4::tcp(port, 90, SYN))
+    };
+    let other = mac(7);
+    assert_eq!(
+        dp.test_run(&syn(f.dmac, 46000), f.ifindex, 1)
+            .unwrap()
+            .verdict,
+        XDP_TX
+    );
+    let input = syn(other, 46001);
+    let r = dp.test_run(&input, f.ifindex, 1).unwrap();
+    assert_eq!(
+        (r.verdict, hex(&r.frame)),
+        (XDP_PASS, hex(&input)),
+        "another MAC"
+    );
+
+    f._ns.run("ip link set fx0 address 02:00:00:00:00:07");
+    e.tick();
+    let input = syn(f.dmac, 46002);
+    let r = dp.test_run(&input, f.ifindex, 1).unwrap();
+    assert_eq!(
+        (r.verdict, hex(&r.frame)),
+        (XDP_PASS, hex(&input)),
+        "the old MAC"
+    );
+    assert_eq!(
+        dp.test_run(&syn(other, 46003), f.ifindex, 1)
+            .unwrap()
+            .verdict,
+        XDP_TX,
+        "the new MAC"
+    );
+    dp.unpin();
+}
+
 /// Rewrites the source (or destination) address of a quoted IP header,
 /// fixing its header checksum (the quoted transport checksum is left alone,
 /// as the kernel leaves it).
