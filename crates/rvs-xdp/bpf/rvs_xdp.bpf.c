@@ -151,6 +151,15 @@ struct {
 } rvs_stats SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, RVS_MAX_MARK_NETS);
+	__type(key, struct rvs_mark_key);
+	__type(value, struct rvs_marks);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rvs_marks SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
@@ -325,15 +334,23 @@ static __always_inline struct rvs_nh *dest_nh(struct xdp_md *ctx, __u32 slot, st
 		p.family = AF_INET6;
 		__builtin_memcpy(p.ipv6_dst, d->addr, 16);
 	}
+	struct bpf_fib_lookup q = p;
 	int rc = bpf_fib_lookup(ctx, &p, sizeof(p), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
 		if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 			neigh_event(slot);
 		return 0;
 	}
+	/* The route's MTU: asked with a length no route carries, the helper
+	 * answers "fragmentation needed" with the MTU (once per fill). */
+	q.tot_len = 0xffff;
+	__u16 mtu = 0;
+	if (bpf_fib_lookup(ctx, &q, sizeof(q), 0) == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		mtu = q.mtu_result;
 	__builtin_memcpy(nh->dmac, p.dmac, 6);
 	__builtin_memcpy(nh->smac, p.smac, 6);
 	nh->ifindex = p.ifindex;
+	nh->mtu = mtu;
 	nh->valid = 1;
 	return nh;
 }
@@ -349,6 +366,46 @@ static __always_inline int xmit(struct xdp_md *ctx, const __u8 *dmac, const __u8
 	if (ifindex == ingress_ifindex(ctx))
 		return XDP_TX;
 	return bpf_redirect(ifindex, 0);
+}
+
+/* ---- events for userspace ---- */
+
+/* Hands the frame to userspace as event `kind` (within the per-CPU
+ * budget) and drops it here. A frame longer than RVS_PUNT_MAX is dropped,
+ * or with `prefix` its first RVS_PUNT_MAX bytes go. */
+static __always_inline int to_user(struct xdp_md *ctx, __u32 kind, __u32 info, int prefix)
+{
+	struct rvs_config *cfg = config();
+	__u32 z = 0;
+	struct punt_budget *b = bpf_map_lookup_elem(&rvs_punt_budget, &z);
+	if (!cfg || !b)
+		return XDP_DROP;
+	__u64 now = bpf_ktime_get_ns();
+	if (now - b->window > 1000000000ULL) {
+		b->window = now;
+		b->used = 0;
+	}
+	if (b->used >= cfg->punt_budget)
+		return XDP_DROP;
+	b->used++;
+	__u32 len = ctx->data_end - ctx->data;
+	if (prefix && len > RVS_PUNT_MAX)
+		len = RVS_PUNT_MAX;
+	if (len > RVS_PUNT_MAX || len < ETH_HLEN)
+		return XDP_DROP;
+	struct rvs_event *e = bpf_ringbuf_reserve(&rvs_events, sizeof(*e), 0);
+	if (!e)
+		return XDP_DROP;
+	e->kind = kind;
+	e->len = len;
+	e->ifindex = ingress_ifindex(ctx);
+	e->dest = info;
+	if (bpf_xdp_load_bytes(ctx, 0, e->data, ((len - 1) & (RVS_PUNT_MAX - 1)) + 1) < 0) {
+		bpf_ringbuf_discard(e, 0);
+		return XDP_DROP;
+	}
+	bpf_ringbuf_submit(e, 0);
+	return XDP_DROP;
 }
 
 /* Decrements the TTL / hop limit of the IP header at ETH_HLEN; false when
@@ -384,6 +441,28 @@ static __always_inline int to_dest(struct xdp_md *ctx, __u32 slot, struct rvs_de
 		if (d->fwd == RVS_FWD_ROUTE)
 			return XDP_DROP;
 		return XDP_PASS;
+	}
+	if (d->fwd == RVS_FWD_TUNNEL && nh->mtu && !f->icmp) {
+		/* ip_vs_tunnel_xmit's ensure_mtu_is_adequate: the encapsulated
+		 * packet must fit the route's MTU. */
+		__u32 over = d->af == RVS_AF_INET ? 20 : 40;
+		if (d->tun_type == RVS_TUN_GUE)
+			over += sizeof(struct udphdr) + 4;
+		else if (d->tun_type == RVS_TUN_GRE)
+			over += 4;
+		if (f->iplen + over > nh->mtu) {
+			if (f->af == RVS_AF_INET) {
+				void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+				struct iphdr *ip = data + ETH_HLEN;
+				if ((void *)(ip + 1) > end)
+					return XDP_DROP;
+				/* No DF: the kernel would fragment the tunnel
+				 * packet; XDP cannot. */
+				if (!(ip->frag_off & bpf_htons(0x4000)))
+					return XDP_DROP;
+			}
+			return to_user(ctx, RVS_EV_TOOBIG, nh->mtu > over ? nh->mtu - over : 0, 1);
+		}
 	}
 	if (!dec_ttl(ctx, f->af))
 		return XDP_PASS;
@@ -689,50 +768,48 @@ static __always_inline void tcp_transition(struct rvs_conn *c, __u8 dir, __u8 fl
 		c->state = next;
 }
 
-/* ---- first packets ---- */
-
-/* Hands the frame to userspace as event `kind` (within the per-CPU
- * budget) and drops it here. */
-static __always_inline int to_user(struct xdp_md *ctx, __u32 kind)
-{
-	struct rvs_config *cfg = config();
-	__u32 z = 0;
-	struct punt_budget *b = bpf_map_lookup_elem(&rvs_punt_budget, &z);
-	if (!cfg || !b)
-		return XDP_DROP;
-	__u64 now = bpf_ktime_get_ns();
-	if (now - b->window > 1000000000ULL) {
-		b->window = now;
-		b->used = 0;
-	}
-	if (b->used >= cfg->punt_budget)
-		return XDP_DROP;
-	b->used++;
-	__u32 len = ctx->data_end - ctx->data;
-	if (len > RVS_PUNT_MAX || len < ETH_HLEN)
-		return XDP_DROP;
-	struct rvs_event *e = bpf_ringbuf_reserve(&rvs_events, sizeof(*e), 0);
-	if (!e)
-		return XDP_DROP;
-	e->kind = kind;
-	e->len = len;
-	e->ifindex = ingress_ifindex(ctx);
-	e->dest = 0;
-	if (bpf_xdp_load_bytes(ctx, 0, e->data, ((len - 1) & (RVS_PUNT_MAX - 1)) + 1) < 0) {
-		bpf_ringbuf_discard(e, 0);
-		return XDP_DROP;
-	}
-	bpf_ringbuf_submit(e, 0);
-	return XDP_DROP;
-}
-
 static __always_inline int punt(struct xdp_md *ctx)
 {
-	return to_user(ctx, RVS_EV_PUNT);
+	return to_user(ctx, RVS_EV_PUNT, 0, 0);
+}
+
+/* The firewall mark of a first packet (0: none), from rvs_marks. */
+static __always_inline __u32 classify(struct flow *f)
+{
+	struct rvs_mark_key k = {};
+	k.prefixlen = 32 + (f->af == RVS_AF_INET ? 32 : 128);
+	k.af = f->af;
+	k.proto = f->proto;
+	copy16(k.addr, f->daddr);
+	struct rvs_marks *m = bpf_map_lookup_elem(&rvs_marks, &k);
+	if (!m)
+		return 0;
+	__u16 port = bpf_ntohs(f->dport);
+	for (int i = 0; i < RVS_MARK_RANGES; i++) {
+		if (i >= m->n)
+			break;
+		if (port >= m->r[i].lo && port <= m->r[i].hi)
+			return m->r[i].mark;
+	}
+	return 0;
 }
 
 static __always_inline struct rvs_svc *svc_lookup(struct flow *f)
 {
+	struct rvs_config *cfg = config();
+	if (cfg && (cfg->flags & RVS_CFG_MARKS)) {
+		/* ip_vs_service_find: a marked packet's fwmark service first. */
+		__u32 mark = classify(f);
+		if (mark) {
+			struct rvs_svc_key mk = {};
+			__u32 be = bpf_htonl(mark);
+			__builtin_memcpy(mk.addr, &be, 4);
+			mk.af = f->af;
+			struct rvs_svc *s = bpf_map_lookup_elem(&rvs_services, &mk);
+			if (s)
+				return s;
+		}
+	}
 	struct rvs_svc_key k = {};
 	copy16(k.addr, f->daddr);
 	k.port_be = f->dport;
@@ -859,7 +936,7 @@ static __always_inline int fib_to(struct xdp_md *ctx, struct flow *f)
 		 * next replies find the entry here. */
 		if (!dec_ttl(ctx, f->af))
 			return XDP_PASS;
-		return to_user(ctx, RVS_EV_XMIT);
+		return to_user(ctx, RVS_EV_XMIT, 0, 0);
 	}
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return XDP_PASS; /* rewritten already: the kernel forwards it */
@@ -886,6 +963,85 @@ static __always_inline int reply(struct xdp_md *ctx, struct flow *f, __u8 *vaddr
 
 /* ---- ICMP errors about a connection ---- */
 
+/* An ICMP error about one of our tunnel packets, from the path to a real
+ * server: the embedded packet `e` is the outer header we wrote, then the
+ * encapsulation (`at`: its offset), then the client's packet. When that
+ * packet belongs to a tunnelled connection to the real server `e` was
+ * addressed to, userspace gets the frame and tells the client about its
+ * own packet (ip_vs_in_icmp's IPIP case: "fragmentation needed" with the
+ * MTU less the tunnel's overhead). */
+static __always_inline int tunnel_icmp(struct xdp_md *ctx, struct flow *f, struct flow *e, __u32 at)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	__u8 iproto = e->proto;
+	__u8 tun = RVS_TUN_IPIP;
+	at &= 0xff;
+	if (e->proto == IPPROTO_UDP) {
+		__u8 *u = data + at;
+		if ((void *)(u + 12) > end)
+			return XDP_PASS;
+		if (u[8] != 0) /* GUE version 0, no options */
+			return XDP_PASS;
+		iproto = u[9];
+		tun = RVS_TUN_GUE;
+		at += 12;
+	} else if (e->proto == IPPROTO_GRE) {
+		__u16 *g = data + at;
+		if ((void *)(g + 2) > end || g[0] != 0)
+			return XDP_PASS;
+		if (g[1] == bpf_htons(ETH_P_IP))
+			iproto = IPPROTO_IPIP;
+		else if (g[1] == bpf_htons(ETH_P_IPV6))
+			iproto = IPPROTO_IPV6;
+		else
+			return XDP_PASS;
+		tun = RVS_TUN_GRE;
+		at += 4;
+	}
+	struct flow in = {};
+	__u32 ports_off;
+	if (iproto == IPPROTO_IPIP) {
+		struct iphdr *ip = data + (at & 0xff);
+		if ((void *)(ip + 1) > end)
+			return XDP_PASS;
+		if (ip->ihl != 5 || (ip->frag_off & bpf_htons(0x1fff)))
+			return XDP_PASS;
+		in.af = RVS_AF_INET;
+		in.proto = ip->protocol;
+		__builtin_memcpy(in.saddr, &ip->saddr, 4);
+		__builtin_memcpy(in.daddr, &ip->daddr, 4);
+		ports_off = at + sizeof(struct iphdr);
+	} else if (iproto == IPPROTO_IPV6) {
+		struct ipv6hdr *ip6 = data + (at & 0xff);
+		if ((void *)(ip6 + 1) > end)
+			return XDP_PASS;
+		in.af = RVS_AF_INET6;
+		in.proto = ip6->nexthdr;
+		copy16(in.saddr, (__u8 *)&ip6->saddr);
+		copy16(in.daddr, (__u8 *)&ip6->daddr);
+		ports_off = at + sizeof(struct ipv6hdr);
+	} else {
+		return XDP_PASS;
+	}
+	if (in.proto != IPPROTO_TCP && in.proto != IPPROTO_UDP)
+		return XDP_PASS;
+	__u16 *ports = data + (ports_off & 0x1ff);
+	if ((void *)(ports + 2) > end)
+		return XDP_PASS;
+	struct rvs_conn *c = conn_lookup(in.af, in.saddr, ports[0], in.daddr, ports[1], in.proto);
+	if (!c)
+		return XDP_PASS;
+	__u32 slot = c->dest;
+	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &slot);
+	if (!d || d->fwd != RVS_FWD_TUNNEL || d->tun_type != tun || d->af != f->af)
+		return XDP_PASS;
+	const __u32 *da = (const __u32 *)d->addr, *ea = (const __u32 *)e->daddr;
+	if (da[0] != ea[0] || da[1] != ea[1] || da[2] != ea[2] || da[3] != ea[3])
+		return XDP_PASS;
+	count_out(slot, f->iplen);
+	return to_user(ctx, RVS_EV_TUNICMP, 0, 1);
+}
+
 /* `off`: offset of the ICMP header; the embedded IP header follows at +8. */
 static __always_inline int icmp_error(struct xdp_md *ctx, struct flow *f, __u32 off)
 {
@@ -903,6 +1059,8 @@ static __always_inline int icmp_error(struct xdp_md *ctx, struct flow *f, __u32 
 		__builtin_memcpy(e.saddr, &ip->saddr, 4);
 		__builtin_memcpy(e.daddr, &ip->daddr, 4);
 		ports_off = inner + sizeof(struct iphdr);
+		if (e.proto == IPPROTO_IPIP || e.proto == IPPROTO_IPV6 || e.proto == IPPROTO_GRE)
+			return tunnel_icmp(ctx, f, &e, ports_off);
 	} else {
 		struct ipv6hdr *ip6 = data + inner;
 		if ((void *)(ip6 + 1) > end)
@@ -911,6 +1069,8 @@ static __always_inline int icmp_error(struct xdp_md *ctx, struct flow *f, __u32 
 		copy16(e.saddr, (__u8 *)&ip6->saddr);
 		copy16(e.daddr, (__u8 *)&ip6->daddr);
 		ports_off = inner + sizeof(struct ipv6hdr);
+		if (e.proto == IPPROTO_IPIP || e.proto == IPPROTO_IPV6 || e.proto == IPPROTO_GRE)
+			return tunnel_icmp(ctx, f, &e, ports_off);
 	}
 	if (e.proto != IPPROTO_TCP && e.proto != IPPROTO_UDP)
 		return XDP_PASS;
@@ -976,8 +1136,11 @@ static __always_inline int icmp_error(struct xdp_md *ctx, struct flow *f, __u32 
 	 * as the real server received it (client -> real server). */
 	__u8 vaddr[16];
 	__u16 vport;
-	if (!nat_lookup(f->af, e.daddr, e.dport, e.saddr, e.sport, e.proto, vaddr, &vport))
+	if (!nat_lookup(f->af, e.daddr, e.dport, e.saddr, e.sport, e.proto, vaddr, &vport)) {
+		if (e.proto == IPPROTO_UDP) /* GUE */
+			return tunnel_icmp(ctx, f, &e, ports_off);
 		return XDP_PASS;
+	}
 	c = conn_lookup(f->af, e.saddr, e.sport, vaddr, vport, e.proto);
 	if (!c)
 		return XDP_PASS;

@@ -31,8 +31,11 @@
 /* struct rvs_config.flags */
 #define RVS_CFG_EXPIRE_NODEST (1u << 0)
 #define RVS_CFG_CONN_REUSE (1u << 1)
+#define RVS_CFG_MARKS (1u << 2) /* rvs_marks has entries: classify first packets */
 
-/* A virtual service, keyed by address, port and protocol. */
+/* A virtual service, keyed by address, port and protocol. A firewall-mark
+ * service has protocol 0, port 0 and the mark (network order) in the
+ * first 4 bytes of addr, as the kernel keys fwmark templates. */
 struct rvs_svc_key {
 	__u8 addr[16];
 	__u16 port_be;
@@ -77,7 +80,37 @@ struct rvs_nh {
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u32 ifindex;
-	__u32 valid;
+	__u16 valid;
+	__u16 mtu; /* the route's MTU toward the real server (0: unknown) */
+};
+
+/* Firewall-mark classification, what an iptables/nft MARK rule does for
+ * LVS (XDP runs before netfilter, so there is no skb mark): an LPM trie
+ * keyed by family, protocol and destination network; the value lists the
+ * destination port ranges of that network (those of every covering
+ * network included, so the longest match holds all that apply) with
+ * their marks. Consulted for first packets before the address services,
+ * as the kernel looks a marked packet's fwmark service up first. */
+#define RVS_MAX_MARK_NETS 4096
+#define RVS_MARK_RANGES 16
+
+struct rvs_mark_key {
+	__u32 prefixlen; /* 32 + the network's prefix length */
+	__u8 af;
+	__u8 proto;
+	__u8 pad[2];
+	__u8 addr[16];
+};
+
+struct rvs_mark_range {
+	__u16 lo; /* destination ports, host order, inclusive */
+	__u16 hi;
+	__u32 mark;
+};
+
+struct rvs_marks {
+	__u32 n;
+	struct rvs_mark_range r[RVS_MARK_RANGES];
 };
 
 /* Connection keys: the client side (client address and port, virtual
@@ -171,6 +204,14 @@ struct rvs_ifmac {
 #define RVS_EV_XMIT 3  /* a NAT reply (rewritten) whose next hop toward the
 			* client has no neighbour entry: userspace sends it
 			* through the kernel, which resolves the neighbour */
+#define RVS_EV_TOOBIG 4 /* a tunnel packet over the route's MTU (DF or
+			 * IPv6): the client's packet as received (at most
+			 * RVS_PUNT_MAX bytes), dest = the MTU left for it;
+			 * userspace answers "fragmentation needed" / "packet
+			 * too big" */
+#define RVS_EV_TUNICMP 5 /* an ICMP error about one of our tunnel packets
+			  * (at most RVS_PUNT_MAX bytes): userspace sends the
+			  * client the error about its own packet */
 
 struct rvs_event {
 	__u32 kind;

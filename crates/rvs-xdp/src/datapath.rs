@@ -76,6 +76,7 @@ pub struct Datapath {
     pub(crate) nat6: MapHandle,
     pub(crate) stats: MapHandle,
     pub(crate) config: MapHandle,
+    pub(crate) marks: MapHandle,
     pub(crate) ifmac: MapHandle,
     pub(crate) events: MapHandle,
     attached: std::sync::Mutex<Option<(i32, u32)>>,
@@ -92,7 +93,7 @@ impl std::fmt::Debug for Datapath {
 
 /// The map names that are pinned (everything but the per-CPU punt budget
 /// and the event ring).
-pub const PINNED_MAPS: [&str; 11] = [
+pub const PINNED_MAPS: [&str; 12] = [
     "rvs_services",
     "rvs_svc_pos",
     "rvs_ring",
@@ -104,6 +105,7 @@ pub const PINNED_MAPS: [&str; 11] = [
     "rvs_nat6",
     "rvs_stats",
     "rvs_config",
+    "rvs_marks",
 ];
 
 impl Datapath {
@@ -141,6 +143,7 @@ impl Datapath {
             nat6: map("rvs_nat6")?,
             stats: map("rvs_stats")?,
             config: map("rvs_config")?,
+            marks: map("rvs_marks")?,
             ifmac: map("rvs_ifmac")?,
             events: map("rvs_events")?,
             obj,
@@ -288,6 +291,31 @@ impl Datapath {
             .map_err(err("interface MAC map"))
     }
 
+    /// Replaces the firewall-mark classification with `rules` (see
+    /// [`crate::marks`]); returns what [`crate::marks::compile`] reported.
+    /// The program consults it only while the config flag
+    /// [`maps::CFG_MARKS`] is set.
+    pub fn set_marks(
+        &self,
+        rules: &[crate::marks::MarkRule],
+    ) -> Result<Vec<(crate::marks::MarkRule, String)>, Error> {
+        let (entries, problems) = crate::marks::compile(rules);
+        let keep: std::collections::HashSet<&[u8]> =
+            entries.iter().map(|(k, _)| k.as_slice()).collect();
+        let old: Vec<Vec<u8>> = self.marks.keys().collect();
+        for k in old {
+            if !keep.contains(k.as_slice()) {
+                let _ = self.marks.delete(&k);
+            }
+        }
+        for (k, v) in &entries {
+            self.marks
+                .update(k, v, MapFlags::ANY)
+                .map_err(err("firewall-mark map"))?;
+        }
+        Ok(problems)
+    }
+
     /// The per-CPU counters of real-server slot `slot`, summed.
     pub fn dest_stats(&self, slot: u32) -> Result<maps::DestStats, Error> {
         let mut s = maps::DestStats::default();
@@ -380,6 +408,18 @@ impl Datapath {
         self.services
             .update(
                 &maps::svc_key(addr, port, proto),
+                &svc.encode(),
+                MapFlags::ANY,
+            )
+            .map_err(err("service map"))
+    }
+
+    /// Sets firewall-mark service `mark` of family `af` (`maps::AF_INET`
+    /// or `AF_INET6`).
+    pub fn set_fwmark_service(&self, mark: u32, af: u8, svc: &maps::Svc) -> Result<(), Error> {
+        self.services
+            .update(
+                &maps::fwmark_svc_key(mark, af),
                 &svc.encode(),
                 MapFlags::ANY,
             )

@@ -7,6 +7,7 @@
 
 use crate::datapath::{AttachMode, Datapath, Error};
 use crate::maps::{self, ConnKey, ConnVal, DestStats, DestVal, Event, Svc};
+use crate::marks::MarkRule;
 use crate::packet;
 use libbpf_rs::{MapCore, MapFlags};
 use rvs_conn::conn::{
@@ -89,7 +90,13 @@ pub fn service_name(key: &ServiceKey) -> String {
 struct DestSlot {
     id: DestId,
     addr: IpAddr,
-    port: u16,
+    /// The port connections go to (0: the packet's own): the configured
+    /// one, except for persistent services reached on other ports than
+    /// their own (firewall-mark and port-zero services), whose
+    /// connections keep the port the client asked for (`ip_vs_sched_persist`).
+    rport: u16,
+    /// The service's firewall mark (0: an address service).
+    fwmark: u32,
     fwd: FwdMethod,
     in_table: bool,
     written: Option<DestVal>,
@@ -99,7 +106,7 @@ impl DestSlot {
     /// The NAT reply entry's real-server side for a connection to `vport`.
     fn nat(&self, vport: u16) -> Option<(IpAddr, u16)> {
         (self.fwd == FwdMethod::Masq)
-            .then_some((self.addr, if self.port != 0 { self.port } else { vport }))
+            .then_some((self.addr, if self.rport != 0 { self.rport } else { vport }))
     }
 }
 
@@ -140,6 +147,10 @@ struct State {
     synced: bool,
     /// The interface's MAC as the program has it (`rvs_ifmac`).
     ifmac: Option<[u8; 6]>,
+    /// Firewall-mark classification rules ([`Engine::set_marks`]).
+    marks: Vec<MarkRule>,
+    /// Whether `rvs_marks` holds entries (the program's `CFG_MARKS`).
+    marks_on: bool,
 }
 
 pub(crate) struct Inner {
@@ -268,6 +279,15 @@ impl Engine {
         self.inner.sync()
     }
 
+    /// Sets the firewall-mark classification (rvs.toml's `match` lists:
+    /// see [`crate::marks`]): what an iptables MARK rule does for LVS, as
+    /// XDP runs before netfilter. A firewall-mark service is carried only
+    /// while rules give its mark (of its family); the next [`Engine::sync`]
+    /// writes them.
+    pub fn set_marks(&self, rules: Vec<MarkRule>) {
+        lock(&self.inner.state).marks = rules;
+    }
+
     /// Mirrors BPF entries and counters into the director now (the tick
     /// does it every `tick`).
     pub fn tick(&self) {
@@ -276,11 +296,14 @@ impl Engine {
     }
 
     /// Whether the engine can carry what `req` asks (a batch: every
-    /// request in it). Refused: firewall-mark services (XDP runs before
-    /// netfilter marks packets), SCTP services, local and bypass real
-    /// servers, and tunnel checksums (`--tun-csum`, `--tun-remcsum`).
+    /// request in it). Refused: firewall-mark services without
+    /// classification rules for their mark ([`Engine::set_marks`]: XDP
+    /// runs before netfilter marks packets), SCTP services, local and
+    /// bypass real servers, and tunnel checksums (`--tun-csum`,
+    /// `--tun-remcsum`).
     pub fn admit(&self, req: &Request, table: &ServiceTable) -> Result<(), String> {
-        admit(req, table)
+        let marks = lock(&self.inner.state).marks.clone();
+        admit(req, table, &marks)
     }
 
     /// Stops the threads and detaches the program. The pinned maps keep
@@ -302,12 +325,13 @@ impl Drop for Engine {
     }
 }
 
-/// See [`Engine::admit`].
-pub fn admit(req: &Request, _table: &ServiceTable) -> Result<(), String> {
+/// See [`Engine::admit`]; `marks` are the classification rules.
+pub fn admit(req: &Request, _table: &ServiceTable, marks: &[MarkRule]) -> Result<(), String> {
     match req {
-        Request::Batch(reqs) => reqs.iter().try_for_each(|r| admit(r, _table)),
+        Request::Batch(reqs) => reqs.iter().try_for_each(|r| admit(r, _table, marks)),
         Request::AddService { key, .. } | Request::EditService { key, .. } => {
-            service_problem(key).map_or(Ok(()), |m| Err(format!("{}: {m}", service_name(key))))
+            service_problem(key, marks)
+                .map_or(Ok(()), |m| Err(format!("{}: {m}", service_name(key))))
         }
         Request::AddDest { service, dest } | Request::EditDest { service, dest } => {
             dest_problem(dest.fwd, dest.tun_flags).map_or(Ok(()), |m| {
@@ -322,13 +346,21 @@ pub fn admit(req: &Request, _table: &ServiceTable) -> Result<(), String> {
     }
 }
 
-fn service_problem(key: &ServiceKey) -> Option<String> {
-    if key.is_fwmark() {
-        return Some(
-            "firewall-mark services are not carried by the xdp engine: XDP sees packets before \
-             netfilter marks them (use address:port services)"
-                .into(),
-        );
+fn service_problem(key: &ServiceKey, marks: &[MarkRule]) -> Option<String> {
+    if let ServiceKey::Fwmark { mark, af } = key {
+        let af = if *af == rvs_core::Af::Inet6 {
+            maps::AF_INET6
+        } else {
+            maps::AF_INET
+        };
+        if !marks.iter().any(|r| r.mark == *mark && r.af() == af) {
+            return Some(format!(
+                "no classification for mark {mark}: XDP sees packets before netfilter marks \
+                 them, so the xdp engine needs the service's `match` list in rvs.toml \
+                 (e.g. match = [\"tcp:VIP:80\", \"tcp:VIP:443\"])"
+            ));
+        }
+        return None;
     }
     if key.protocol() == Protocol::Sctp {
         return Some("SCTP services are not carried by the xdp engine (TCP and UDP only)".into());
@@ -413,6 +445,21 @@ fn gcd(a: u64, b: u64) -> u64 {
     }
 }
 
+/// The service's key in `rvs_services`.
+fn bpf_svc_key(key: &ServiceKey) -> Vec<u8> {
+    match key {
+        ServiceKey::Addr { addr, port, proto } => maps::svc_key(addr, *port, *proto as u8),
+        ServiceKey::Fwmark { mark, af } => maps::fwmark_svc_key(
+            *mark,
+            if *af == rvs_core::Af::Inet6 {
+                maps::AF_INET6
+            } else {
+                maps::AF_INET
+            },
+        ),
+    }
+}
+
 fn dummy_packet(key: &ServiceKey) -> PacketInfo {
     let addr = match key {
         ServiceKey::Addr { addr, .. } => *addr,
@@ -454,9 +501,21 @@ impl Inner {
             ) else {
                 continue;
             };
-            let proto = match proto {
-                6 => Protocol::Tcp,
-                17 => Protocol::Udp,
+            let key = match proto {
+                6 => ServiceKey::Addr {
+                    proto: Protocol::Tcp,
+                    addr,
+                    port,
+                },
+                17 => ServiceKey::Addr {
+                    proto: Protocol::Udp,
+                    addr,
+                    port,
+                },
+                0 => ServiceKey::Fwmark {
+                    mark: u32::from_be_bytes(maps::addr16(&addr)[..4].try_into().unwrap_or([0; 4])),
+                    af: rvs_core::Af::of(&addr),
+                },
                 _ => continue,
             };
             if v.id >= maps::MAX_SERVICES || !used_svc.insert(v.id) {
@@ -466,7 +525,7 @@ impl Inner {
                 st.ring_half = u32::from(v.ring_off >= half);
             }
             st.svcs.insert(
-                ServiceKey::Addr { proto, addr, port },
+                key,
                 SvcSlot {
                     id: v.id,
                     // Picks of the previous run's ring are not replayed:
@@ -530,7 +589,7 @@ impl Inner {
         let st = lock(&self.state);
         let slot = *st.dests.get(&dest)?;
         let d = st.slots.get(&slot)?;
-        Some((slot, d.fwd, d.addr, d.port))
+        Some((slot, d.fwd, d.addr, d.rport))
     }
 
     fn alloc_dest(st: &mut State) -> Option<u16> {
@@ -552,6 +611,9 @@ impl Inner {
         let mut d = lock(&self.director);
         let sysctls = d.conns().sysctls;
         let mut flags = 0;
+        if st.marks_on {
+            flags |= maps::CFG_MARKS;
+        }
         if sysctls.expire_nodest_conn {
             flags |= maps::CFG_EXPIRE_NODEST;
         }
@@ -578,7 +640,7 @@ impl Inner {
         let mut dest_writes: Vec<(u16, DestVal)> = Vec::new();
         let keys: Vec<ServiceKey> = d.table().services().iter().map(|s| s.key).collect();
         for key in &keys {
-            if let Some(m) = service_problem(key) {
+            if let Some(m) = service_problem(key, &st.marks) {
                 problems.push(SyncProblem {
                     service: *key,
                     message: m,
@@ -616,6 +678,9 @@ impl Inner {
             let Some(svc) = d.table_mut().service_mut(key) else {
                 continue;
             };
+            // Persistent services reached on other ports than their own
+            // keep the client's port (`ip_vs_sched_persist`).
+            let keeps_port = svc.config.is_persistent() && key.port() == 0;
             // Real servers.
             for dest in &svc.dests {
                 seen_dests.insert(dest.id);
@@ -681,7 +746,11 @@ impl Inner {
                         TunType::Gre => 2,
                     },
                     flags: fl,
-                    port: if c.fwd == FwdMethod::Masq { c.port } else { 0 },
+                    port: if c.fwd == FwdMethod::Masq && !keeps_port {
+                        c.port
+                    } else {
+                        0
+                    },
                     tun_port: c.tun_port,
                     svc: id,
                     id_port: c.port,
@@ -695,7 +764,8 @@ impl Inner {
                     DestSlot {
                         id: dest.id,
                         addr: c.addr,
-                        port: c.port,
+                        rport: if keeps_port { 0 } else { c.port },
+                        fwmark: key.fwmark(),
                         fwd: c.fwd,
                         in_table: true,
                         written,
@@ -875,18 +945,15 @@ impl Inner {
             }
         }
         for (key, sv) in &svc_vals {
-            let ServiceKey::Addr { addr, port, proto } = key else {
-                continue;
-            };
             let _ =
                 self.dp
                     .svc_pos
                     .update(&sv.id.to_ne_bytes(), &0u64.to_ne_bytes(), MapFlags::ANY);
-            if let Err(e) = self.dp.services.update(
-                &maps::svc_key(addr, *port, *proto as u8),
-                &sv.encode(),
-                MapFlags::ANY,
-            ) {
+            if let Err(e) = self
+                .dp
+                .services
+                .update(&bpf_svc_key(key), &sv.encode(), MapFlags::ANY)
+            {
                 problems.push(SyncProblem {
                     service: *key,
                     message: format!("service map: {e}"),
@@ -915,12 +982,44 @@ impl Inner {
             .copied()
             .collect();
         for key in gone {
-            if let (Some(s), ServiceKey::Addr { addr, port, proto }) = (st.svcs.remove(&key), key) {
-                let _ = self
-                    .dp
-                    .services
-                    .delete(&maps::svc_key(&addr, port, proto as u8));
+            if let Some(s) = st.svcs.remove(&key) {
+                let _ = self.dp.services.delete(&bpf_svc_key(&key));
                 st.free_svc.push(s.id);
+            }
+        }
+        // Firewall-mark classification: the rules of the marks whose
+        // service is carried.
+        let carried: Vec<MarkRule> = st
+            .marks
+            .iter()
+            .filter(|r| {
+                let k = ServiceKey::Fwmark {
+                    mark: r.mark,
+                    af: rvs_core::Af::of(&r.net),
+                };
+                keys.contains(&k) && st.svcs.contains_key(&k)
+            })
+            .copied()
+            .collect();
+        match self.dp.set_marks(&carried) {
+            Ok(msgs) => problems.extend(msgs.into_iter().map(|(r, message)| SyncProblem {
+                service: ServiceKey::Fwmark {
+                    mark: r.mark,
+                    af: rvs_core::Af::of(&r.net),
+                },
+                message,
+            })),
+            Err(e) => tracing::warn!("{e}"),
+        }
+        let on = !carried.is_empty();
+        if on != st.marks_on {
+            st.marks_on = on;
+            let mut f = flags;
+            if on {
+                f |= maps::CFG_MARKS;
+            }
+            if let Err(e) = self.dp.set_config(f, budget) {
+                tracing::warn!("{e}");
             }
         }
         problems
@@ -1033,11 +1132,11 @@ impl Inner {
                 vaddr: k.vaddr,
                 vport: k.vport,
                 daddr: slot.addr,
-                dport: if slot.port != 0 { slot.port } else { k.vport },
+                dport: if slot.rport != 0 { slot.rport } else { k.vport },
                 flags,
                 state: v.state as u16,
                 timeout_secs: 0,
-                fwmark: 0,
+                fwmark: slot.fwmark,
                 pe: None,
             };
             if let Ok(Installed::Created(id) | Installed::Updated(id)) =
@@ -1105,6 +1204,20 @@ impl Inner {
                     }
                 }
                 Some(Event::Punt { ifindex, frame }) => me.punted(ifindex, &frame),
+                Some(Event::TooBig { mtu, frame }) => {
+                    if let Some(reply) = packet::too_big(&frame, mtu) {
+                        if let Err(e) = raw.send(&reply) {
+                            tracing::debug!("packet too big: {e}");
+                        }
+                    }
+                }
+                Some(Event::TunnelIcmp { frame }) => {
+                    if let Some(reply) = packet::tunnel_icmp(&frame) {
+                        if let Err(e) = raw.send(&reply) {
+                            tracing::debug!("ICMP about a tunnel packet: {e}");
+                        }
+                    }
+                }
                 Some(Event::Neigh { dest }) => {
                     let st = lock(&me.state);
                     let a = st.slots.get(&(dest as u16)).map(|s| s.addr);
@@ -1165,19 +1278,37 @@ impl Inner {
             if !sched::may_schedule(l4, &conns.sysctls) {
                 return;
             }
-            let skey = [p.dport, 0]
-                .into_iter()
-                .map(|port| ServiceKey::Addr {
-                    proto: p.proto,
-                    addr: p.daddr,
-                    port,
-                })
-                .find(|k| table.service(k).is_some());
+            // A marked packet's fwmark service first (ip_vs_service_find).
+            let mark = crate::marks::classify(&st.marks, p.proto as u8, &p.daddr, p.dport).filter(
+                |&mark| {
+                    table
+                        .service(&ServiceKey::Fwmark {
+                            mark,
+                            af: rvs_core::Af::of(&p.daddr),
+                        })
+                        .is_some()
+                },
+            );
+            let skey = match mark {
+                Some(mark) => Some(ServiceKey::Fwmark {
+                    mark,
+                    af: rvs_core::Af::of(&p.daddr),
+                }),
+                None => [p.dport, 0]
+                    .into_iter()
+                    .map(|port| ServiceKey::Addr {
+                        proto: p.proto,
+                        addr: p.daddr,
+                        port,
+                    })
+                    .find(|k| table.service(k).is_some()),
+            };
             let Some(skey) = skey else { return };
             let Some((svc, totals)) = table.service_and_totals_mut(&skey) else {
                 return;
             };
-            let pkt = sched::Packet::new(p.proto, p.saddr, p.sport, p.daddr, p.dport);
+            let pkt = sched::Packet::new(p.proto, p.saddr, p.sport, p.daddr, p.dport)
+                .with_mark(mark.unwrap_or(0));
             match conns.schedule(svc, &pkt, now, totals) {
                 Ok(i) => id = Some(i),
                 Err(_) => return,

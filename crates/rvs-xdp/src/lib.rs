@@ -4,8 +4,11 @@
 //! maps and their mirror of the director's table: NAT (`-m`: destination
 //! rewritten inbound, source on replies, checksums updated incrementally),
 //! direct routing (`-g`: MAC only) and tunnelling (`-i`: IPIP, GUE, GRE),
-//! IPv4 and IPv6, TCP and UDP, and ICMP errors that belong to a
-//! connection. Connections live in BPF LRU maps with rvs-conn's TCP state
+//! IPv4 and IPv6, TCP and UDP, firewall-mark services (classified by the
+//! engine itself from rvs.toml's `match` lists, as XDP runs before
+//! netfilter: [`marks`]), and ICMP errors that belong to a connection
+//! (including "packet too big" for tunnels and errors about the engine's
+//! own tunnel packets, answered to the client). Connections live in BPF LRU maps with rvs-conn's TCP state
 //! machine (generated into the program at build time); rr and wrr services
 //! schedule new flows in BPF from a ring of the service's own scheduler
 //! picks (the kernel's order), every other service hands the first packet
@@ -26,6 +29,7 @@ mod datapath;
 mod decap;
 mod engine;
 pub mod maps;
+pub mod marks;
 pub mod packet;
 mod sync;
 mod xmit;
@@ -38,6 +42,7 @@ pub use decap::{Decap, DECAP_OBJECT};
 pub use engine::{
     admit, now_units, service_name, Engine, SharedDirector, SyncProblem, XdpOptions, MAX_RING,
 };
+pub use marks::MarkRule;
 pub use sync::{
     synced_entries, SendGate, SharedSender, SyncFeed, SyncHandle, SyncLink, SyncedEntry,
 };

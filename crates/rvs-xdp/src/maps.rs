@@ -20,6 +20,7 @@ pub const FWD_ROUTE: u8 = 3;
 
 pub const CFG_EXPIRE_NODEST: u32 = 1 << 0;
 pub const CFG_CONN_REUSE: u32 = 1 << 1;
+pub const CFG_MARKS: u32 = 1 << 2;
 
 pub const SVC_RING: u32 = 1 << 0;
 pub const SVC_PUNT: u32 = 1 << 1;
@@ -33,6 +34,8 @@ pub const CONN_USER: u8 = 1 << 1;
 pub const EV_PUNT: u32 = 1;
 pub const EV_NEIGH: u32 = 2;
 pub const EV_XMIT: u32 = 3;
+pub const EV_TOOBIG: u32 = 4;
+pub const EV_TUNICMP: u32 = 5;
 
 /// An address as 16 network-order bytes (IPv4 first).
 pub fn addr16(a: &IpAddr) -> [u8; 16] {
@@ -79,6 +82,15 @@ pub fn svc_key(addr: &IpAddr, port: u16, proto: u8) -> Vec<u8> {
     b.extend_from_slice(&port.to_be_bytes());
     b.push(proto);
     b.push(af_of(addr));
+    b
+}
+
+/// The `struct rvs_svc_key` of firewall-mark service `mark` of family
+/// `af`: protocol 0, port 0, the mark (network order) as the address.
+pub fn fwmark_svc_key(mark: u32, af: u8) -> Vec<u8> {
+    let mut b = vec![0u8; 20];
+    b[..4].copy_from_slice(&mark.to_be_bytes());
+    b[19] = af;
     b
 }
 
@@ -156,7 +168,8 @@ impl DestVal {
     }
 }
 
-/// Decodes `struct rvs_svc_key`: address, port, IP protocol.
+/// Decodes `struct rvs_svc_key`: address, port, IP protocol (0: a
+/// firewall-mark service, the mark in the address's first 4 bytes).
 pub fn svc_key_decode(b: &[u8]) -> Option<(IpAddr, u16, u8)> {
     if b.len() != 20 || !matches!(b[19], AF_INET | AF_INET6) {
         return None;
@@ -179,13 +192,14 @@ impl Svc {
     }
 }
 
-/// `struct rvs_nh` (20 bytes).
+/// `struct rvs_nh` (20 bytes); the MTU is left for the program to find.
 pub fn nexthop(dmac: [u8; 6], smac: [u8; 6], ifindex: u32, valid: bool) -> Vec<u8> {
     let mut b = Vec::with_capacity(20);
     b.extend_from_slice(&dmac);
     b.extend_from_slice(&smac);
     b.extend_from_slice(&ifindex.to_ne_bytes());
-    b.extend_from_slice(&(valid as u32).to_ne_bytes());
+    b.extend_from_slice(&u16::from(valid).to_ne_bytes());
+    b.extend_from_slice(&0u16.to_ne_bytes());
     b
 }
 
@@ -346,6 +360,15 @@ pub enum Event {
     /// neighbour entry: to be sent through the kernel (the frame as the
     /// program left it, Ethernet header included).
     Xmit { frame: Vec<u8> },
+    /// A tunnel packet over the route's MTU: the client's frame as
+    /// received (at most [`PUNT_MAX`] bytes) and the MTU left for it
+    /// inside the tunnel; the client gets "fragmentation needed" /
+    /// "packet too big".
+    TooBig { mtu: u32, frame: Vec<u8> },
+    /// An ICMP error about one of the engine's tunnel packets (at most
+    /// [`PUNT_MAX`] bytes of the frame): the client gets the error about
+    /// its own packet.
+    TunnelIcmp { frame: Vec<u8> },
 }
 
 impl Event {
@@ -363,10 +386,16 @@ impl Event {
                 })
             }
             EV_NEIGH => Some(Event::Neigh { dest }),
-            EV_XMIT => {
+            EV_XMIT | EV_TOOBIG | EV_TUNICMP => {
                 let len = len as usize;
-                (len <= PUNT_MAX && b.len() >= 16 + len).then(|| Event::Xmit {
-                    frame: b[16..16 + len].to_vec(),
+                if len > PUNT_MAX || b.len() < 16 + len {
+                    return None;
+                }
+                let frame = b[16..16 + len].to_vec();
+                Some(match kind {
+                    EV_XMIT => Event::Xmit { frame },
+                    EV_TOOBIG => Event::TooBig { mtu: dest, frame },
+                    _ => Event::TunnelIcmp { frame },
                 })
             }
             _ => None,

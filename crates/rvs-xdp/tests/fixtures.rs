@@ -1214,3 +1214,340 @@ fn bench_apply_10k_real_servers() {
     e.datapath().unpin();
     drop(e);
 }
+
+const MARK_DR: u32 = 1;
+const MARK_NAT: u32 = 2;
+const MARK_PUNT: u32 = 3;
+
+/// Firewall-mark services, classified by the program from `rvs_marks`
+/// (what an iptables MARK rule does for LVS): several ports, a network
+/// and both protocols grouped under one service, DR and NAT, scheduled in
+/// BPF or handed to userspace, IPv4 and IPv6; a marked packet's fwmark
+/// service comes before an address service (ip_vs_service_find);
+/// without the config flag nothing is classified.
+#[test]
+fn fwmark_services_classify_first_packets() {
+    let Some(f) = setup("fwm") else { return };
+    let cmac = mac(3);
+    let mut rules = Vec::new();
+    for (i, n) in nets().iter().enumerate() {
+        let af = n.af;
+        let base = 30 + 10 * i as u32;
+        let net_prefix = if af == 4 { 24 } else { 64 };
+        for (k, mark, addr, fwd) in [
+            (0, MARK_DR, n.rs_dr, maps::FWD_ROUTE),
+            (1, MARK_NAT, n.rs_nat, maps::FWD_MASQ),
+            (2, MARK_PUNT, n.rs_dr, maps::FWD_ROUTE),
+        ] {
+            let s = base + k;
+            f.dp.set_dest(
+                s,
+                &DestVal {
+                    addr,
+                    tun_src: maps::addr16(&n.dir),
+                    fwd,
+                    tun_type: 0,
+                    flags: maps::DEST_AVAILABLE,
+                    port: 0,
+                    tun_port: 0,
+                    svc: s,
+                    id_port: 0,
+                },
+            )
+            .unwrap();
+            f.dp.set_ring(s, &[s]).unwrap();
+            let svc = Svc {
+                id: s,
+                flags: if mark == MARK_PUNT {
+                    maps::SVC_PUNT
+                } else {
+                    maps::SVC_RING
+                },
+                ring_off: s,
+                ring_len: u32::from(mark != MARK_PUNT),
+            };
+            f.dp.set_fwmark_service(mark, af, &svc).unwrap();
+        }
+        let r = |mark, proto, net: IpAddr, prefix, lo, hi| rvs_xdp::MarkRule {
+            mark,
+            proto,
+            net,
+            prefix,
+            lo,
+            hi,
+        };
+        let full = if af == 4 { 32 } else { 128 };
+        rules.extend([
+            r(MARK_DR, 6, n.vip, full, 2000, 2001),
+            r(MARK_DR, 6, n.vip, full, M_DR, M_DR),
+            r(MARK_DR, 17, n.vip, full, 3000, 3010),
+            r(MARK_NAT, 6, n.vip, net_prefix, 4000, 4000),
+            r(MARK_NAT, 17, n.vip, net_prefix, 4000, 4000),
+            r(MARK_PUNT, 6, n.vip, full, 5000, 5000),
+        ]);
+    }
+    assert!(f.dp.set_marks(&rules).unwrap().is_empty());
+    f.dp.set_config(maps::CFG_CONN_REUSE | maps::CFG_MARKS, 100)
+        .unwrap();
+
+    for (i, n) in nets().iter().enumerate() {
+        let base = 30 + 10 * i as u16;
+        let other: IpAddr = if n.af == 4 {
+            "198.18.0.77".parse().unwrap()
+        } else {
+            "fd00::77".parse().unwrap()
+        };
+        for proto in [6u8, 17] {
+            let what = |m: &str| format!("{m} IPv{} {}", n.af, proto_name(proto));
+            // DR: the grouped ports all reach the mark's real server, and
+            // port 80 (also an address service) goes to the mark's.
+            let ports: &[u16] = if proto == 6 {
+                &[2000, 2001, M_DR]
+            } else {
+                &[3000, 3005, 3010]
+            };
+            for (j, &port) in ports.iter().enumerate() {
+                let l = l4(proto, 46000 + j as u16, port, SYN);
+                let input = frame(f.dmac, cmac, &n.client, &n.vip, 64, &l);
+                f.expect(
+                    &what(&format!("fwmark DR to port {port}")),
+                    &input,
+                    XDP_TX,
+                    &frame(mac(2), f.dmac, &n.client, &n.vip, 63, &l),
+                );
+                let key = ConnKey {
+                    caddr: n.client,
+                    cport: 46000 + j as u16,
+                    vaddr: n.vip,
+                    vport: port,
+                    proto,
+                };
+                let c = f.dp.conn(&key).expect("an entry keyed as usual");
+                assert_eq!(c.dest, base, "{}", what("the mark's real server"));
+            }
+            // Ports outside the ranges: not classified, no service.
+            let l = l4(proto, 46010, if proto == 6 { 2002 } else { 3011 }, SYN);
+            let input = frame(f.dmac, cmac, &n.client, &n.vip, 64, &l);
+            f.expect(&what("unclassified port"), &input, XDP_PASS, &input);
+
+            // NAT on another address of the classified network; the port
+            // is kept (real server port 0), the reply gets it back.
+            let l = l4(proto, 46020, 4000, SYN);
+            let input = frame(f.dmac, cmac, &n.client, &other, 64, &l);
+            f.expect(
+                &what("fwmark NAT in"),
+                &input,
+                XDP_TX,
+                &frame(mac(4), f.dmac, &n.client, &n.rs_nat, 63, &l),
+            );
+            let r = l4(proto, 4000, 46020, SYN | ACK);
+            let input = frame(f.dmac, mac(4), &n.rs_nat, &n.client, 64, &r);
+            f.expect(
+                &what("fwmark NAT reply"),
+                &input,
+                XDP_TX,
+                &frame(cmac, f.dmac, &other, &n.client, 63, &r),
+            );
+        }
+        // Userspace-scheduled fwmark service: the first packet is handed over.
+        let l = l4(6, 46030, 5000, SYN);
+        let input = frame(f.dmac, cmac, &n.client, &n.vip, 64, &l);
+        f.dp.drain_events();
+        assert_eq!(f.run(&input).0, XDP_DROP);
+        assert!(f
+            .dp
+            .drain_events()
+            .iter()
+            .any(|e| matches!(e, maps::Event::Punt { frame, .. } if *frame == input)));
+    }
+    let s = f.dp.dest_stats(30).unwrap();
+    assert_eq!((s.conns, s.inpkts), (6, 6), "IPv4 DR mark: 6 connections");
+
+    // Without the flag the trie is not consulted: port 80 is the address
+    // service's again, port 2000 nobody's.
+    f.dp.set_config(maps::CFG_CONN_REUSE, 100).unwrap();
+    let n = &nets()[0];
+    let l = L4::tcp(46100, M_DR, SYN);
+    f.run(&frame(f.dmac, cmac, &n.client, &n.vip, 64, &l));
+    let key = ConnKey {
+        caddr: n.client,
+        cport: 46100,
+        vaddr: n.vip,
+        vport: M_DR,
+        proto: 6,
+    };
+    assert_eq!(f.dp.conn(&key).unwrap().dest as u32, slot(4, M_DR));
+    let l = L4::tcp(46101, 2000, SYN);
+    let input = frame(f.dmac, cmac, &n.client, &n.vip, 64, &l);
+    f.expect("mark rules off", &input, XDP_PASS, &input);
+}
+
+/// A TCP segment with `len` bytes of payload.
+fn big_tcp(sport: u16, dport: u16, len: usize) -> L4 {
+    let mut l = L4::tcp(sport, dport, ACK);
+    l.payload = vec![0x5a; len];
+    l
+}
+
+/// Tunnel packets over the route's MTU: the program hands the client's
+/// packet to userspace with the MTU left inside the tunnel (the route's
+/// less the outer headers), and userspace's answer is "fragmentation
+/// needed" / "packet too big" from the virtual address quoting it. An
+/// IPv4 packet without DF is dropped (XDP cannot fragment). Packets that
+/// fit are tunnelled as before.
+#[test]
+fn tunnel_packets_over_the_mtu_get_packet_too_big() {
+    let Some(f) = setup("ptb") else { return };
+    f._ns.run("ip link set fx0 mtu 1300");
+    let cmac = mac(3);
+    for n in nets() {
+        let hl = if n.af == 4 { 20 } else { 40 };
+        for (m, port, over) in [
+            ("IPIP", M_IPIP, hl),
+            ("GUE", M_GUE, hl + 12),
+            ("GRE", M_GRE, hl + 4),
+        ] {
+            let what = format!("{m} IPv{}", n.af);
+            let syn = L4::tcp(47000, port, SYN);
+            assert_eq!(
+                f.run(&frame(f.dmac, cmac, &n.client, &n.vip, 64, &syn)).0,
+                XDP_TX
+            );
+            // Fits exactly.
+            let fits = big_tcp(47000, port, 1300 - over - hl - 20);
+            let input = frame(f.dmac, cmac, &n.client, &n.vip, 64, &fits);
+            assert_eq!(f.run(&input).0, XDP_TX, "{what}: fits");
+            // One byte more.
+            let big = big_tcp(47000, port, 1300 - over - hl - 20 + 1);
+            let input = frame(f.dmac, cmac, &n.client, &n.vip, 64, &big);
+            f.dp.drain_events();
+            f.expect(&format!("{what}: too big"), &input, XDP_DROP, &input);
+            let ev = f.dp.drain_events();
+            let Some(maps::Event::TooBig { mtu, frame: got }) = ev.first().cloned() else {
+                panic!("{what}: no event: {ev:?}");
+            };
+            assert_eq!(
+                mtu,
+                1300 - over as u32,
+                "{what}: the MTU left in the tunnel"
+            );
+            assert_eq!(hex(&got), hex(&input), "{what}: the client's packet");
+            let reply = rvs_xdp::packet::too_big(&got, mtu).unwrap();
+            let ip = &input[14..];
+            let want = if n.af == 4 {
+                icmp_reply(&n.vip, &n.client, 3, 4, mtu, &ip[..548])
+            } else {
+                icmp_reply(
+                    &n.vip,
+                    &n.client,
+                    2,
+                    0,
+                    mtu.max(1280),
+                    &ip[..1232.min(ip.len())],
+                )
+            };
+            assert_eq!(hex(&reply), hex(&want), "{what}: the answer");
+        }
+    }
+    // IPv4 without DF: dropped, no answer.
+    let n = &nets()[0];
+    let big = big_tcp(47000, M_IPIP, 1300);
+    let mut input = frame(f.dmac, cmac, &n.client, &n.vip, 64, &big);
+    input[14 + 6] = 0;
+    let cs = fold(sum(&{
+        let mut h = input[14..34].to_vec();
+        h[10] = 0;
+        h[11] = 0;
+        h
+    }));
+    input[24..26].copy_from_slice(&cs.to_be_bytes());
+    f.dp.drain_events();
+    assert_eq!(f.run(&input).0, XDP_DROP, "no DF");
+    assert!(f.dp.drain_events().is_empty(), "no DF: no answer");
+}
+
+/// ICMP errors about the director's own tunnel packets (from a router on
+/// the path to the real server: "fragmentation needed" quoting our IPIP /
+/// GUE / GRE packet) go to userspace, which tells the client about its
+/// own packet with the MTU less the tunnel's headers (ip_vs_in_icmp's
+/// IPIP case). Errors about tunnel packets of no connection are the
+/// kernel's.
+#[test]
+fn icmp_errors_about_tunnel_packets_reach_the_client() {
+    let Some(f) = setup("tunicmp") else { return };
+    let cmac = mac(3);
+    let router: [IpAddr; 2] = ["198.18.0.9".parse().unwrap(), "fd00::9".parse().unwrap()];
+    for (n, router) in nets().iter().zip(router) {
+        let hl = if n.af == 4 { 20 } else { 40 };
+        for (m, port) in [("IPIP", M_IPIP), ("GRE", M_GRE), ("GUE", M_GUE)] {
+            let what = format!("{m} IPv{}", n.af);
+            let l = L4::tcp(48000, port, SYN);
+            let input = frame(f.dmac, cmac, &n.client, &n.vip, 64, &l);
+            let (v, sent) = f.run(&input);
+            assert_eq!(v, XDP_TX);
+            // The router quotes what we sent: outer header, encapsulation,
+            // the client's packet (its first 64 bytes after the outer IP).
+            let outer = &sent[14..];
+            let quoted = &outer[..(hl + 64).min(outer.len())];
+            let (typ, code, info) = if n.af == 4 {
+                (3, 4, 1400)
+            } else {
+                (2, 0, 1400)
+            };
+            let mut icmp = icmp_error(f.dmac, mac(9), &router, &n.dir, 64, typ, code, quoted);
+            // icmp_error writes 1500 as the MTU: put 1400 and fix the checksum.
+            let at = 14 + hl;
+            icmp[at + 4..at + 8].copy_from_slice(&(info as u32).to_be_bytes());
+            icmp[at + 2..at + 4].copy_from_slice(&[0, 0]);
+            let cs = if n.af == 4 {
+                fold(sum(&icmp[at..]))
+            } else {
+                fold(
+                    sum(&ip_bytes(&router))
+                        + sum(&ip_bytes(&n.dir))
+                        + 58
+                        + (icmp.len() - at) as u32
+                        + sum(&icmp[at..]),
+                )
+            };
+            icmp[at + 2..at + 4].copy_from_slice(&cs.to_be_bytes());
+            f.dp.drain_events();
+            f.expect(
+                &format!("{what}: ICMP about our tunnel packet"),
+                &icmp,
+                XDP_DROP,
+                &icmp,
+            );
+            let ev = f.dp.drain_events();
+            let Some(maps::Event::TunnelIcmp { frame: got }) = ev.first().cloned() else {
+                panic!("{what}: no event: {ev:?}");
+            };
+            assert_eq!(hex(&got), hex(&icmp));
+            let reply = rvs_xdp::packet::tunnel_icmp(&got).unwrap();
+            let over = match m {
+                "IPIP" => hl,
+                "GRE" => hl + 4,
+                _ => hl + 12,
+            };
+            let inner = &quoted[over..];
+            let want = if n.af == 4 {
+                icmp_reply(&n.vip, &n.client, 3, 4, 1400 - over as u32, inner)
+            } else {
+                icmp_reply(
+                    &n.vip,
+                    &n.client,
+                    2,
+                    0,
+                    (1400 - over as u32).max(1280),
+                    inner,
+                )
+            };
+            assert_eq!(hex(&reply), hex(&want), "{what}: to the client");
+            // The client's packet of no connection: the kernel's.
+            let mut other = icmp.clone();
+            let cport_at = at + 8 + over + hl;
+            other[cport_at] ^= 0x40;
+            f.expect(&format!("{what}: no connection"), &other, XDP_PASS, &other);
+        }
+    }
+}

@@ -262,3 +262,42 @@ pub fn icmp_error(
         &ip(src, dst, proto, ttl, 0x1234, &m),
     )
 }
+
+/// The ICMP error the engine sends a client (built independently of
+/// `rvs_xdp::packet`): from `src` to `dst`, TTL 64, IPv4 TOS 0xc0, no
+/// DF, ID 0 (the kernel numbers it), `info` in the second word, `quoted`
+/// after it; in an Ethernet frame with zero MACs.
+pub fn icmp_reply(
+    src: &IpAddr,
+    dst: &IpAddr,
+    typ: u8,
+    code: u8,
+    info: u32,
+    quoted: &[u8],
+) -> Vec<u8> {
+    let mut m = vec![typ, code, 0, 0];
+    m.extend_from_slice(&info.to_be_bytes());
+    m.extend_from_slice(quoted);
+    let mut b = Vec::new();
+    if src.is_ipv4() {
+        let cs = fold(sum(&m));
+        m[2..4].copy_from_slice(&cs.to_be_bytes());
+        b.extend_from_slice(&[0x45, 0xc0]);
+        b.extend_from_slice(&((20 + m.len()) as u16).to_be_bytes());
+        b.extend_from_slice(&[0, 0, 0, 0, 64, 1, 0, 0]);
+        b.extend_from_slice(&ip_bytes(src));
+        b.extend_from_slice(&ip_bytes(dst));
+        let cs = fold(sum(&b));
+        b[10..12].copy_from_slice(&cs.to_be_bytes());
+    } else {
+        let cs = fold(sum(&ip_bytes(src)) + sum(&ip_bytes(dst)) + 58 + m.len() as u32 + sum(&m));
+        m[2..4].copy_from_slice(&cs.to_be_bytes());
+        b.extend_from_slice(&[0x60, 0, 0, 0]);
+        b.extend_from_slice(&(m.len() as u16).to_be_bytes());
+        b.extend_from_slice(&[58, 64]);
+        b.extend_from_slice(&ip_bytes(src));
+        b.extend_from_slice(&ip_bytes(dst));
+    }
+    b.extend_from_slice(&m);
+    eth([0; 6], [0; 6], ethertype(src), &b)
+}
