@@ -29,8 +29,8 @@ pub use error::{line_col, ConfigError};
 pub use health::*;
 pub use model::*;
 pub use parse::{
-    describe, dns_name_ok, parse, MAX_CONNECT_TIMEOUT, MAX_TIMEOUT, MAX_WEIGHT, MAX_WORKERS,
-    PLACEHOLDERS, QUERY_TYPES,
+    describe, dns_name_ok, parse, parse_match, MAX_CONNECT_TIMEOUT, MAX_MARK_RANGES, MAX_TIMEOUT,
+    MAX_WEIGHT, MAX_WORKERS, PLACEHOLDERS, QUERY_TYPES,
 };
 pub use rules::{from_rules, from_rules_with, to_rules};
 pub use vrrp::*;

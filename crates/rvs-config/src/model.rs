@@ -5,7 +5,7 @@
 //! exactly a sequence of `-A`/`-a` requests.
 
 use crate::health::{Check, ServiceHealth};
-use rvs_core::{Af, DestConfig, FwdMethod, ServiceConfig, ServiceKey};
+use rvs_core::{Af, DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -190,6 +190,64 @@ impl Service {
     }
 }
 
+/// One entry of a firewall-mark service's `match` list (xdp engine):
+/// packets of `proto` to the network `net`/`prefix` whose destination
+/// port is in `lo..=hi` belong to the service, as if a netfilter rule had
+/// given them its mark (XDP runs before netfilter marks packets). Written
+/// `tcp:198.18.0.100:80`, `udp:198.18.0.0/24:5000-5100`,
+/// `tcp:[2001:db8::]/64:443`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MarkMatch {
+    pub proto: Protocol,
+    pub net: IpAddr,
+    pub prefix: u8,
+    pub lo: u16,
+    pub hi: u16,
+}
+
+impl MarkMatch {
+    /// Whether `addr` is in the network.
+    pub fn covers(&self, addr: &IpAddr) -> bool {
+        match (self.net, addr) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let m = u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0);
+                u32::from(n) & m == u32::from(*a) & m
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let m = u128::MAX.checked_shl(128 - self.prefix as u32).unwrap_or(0);
+                u128::from(n) & m == u128::from(*a) & m
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a packet can match both (same protocol, overlapping
+    /// networks and ports).
+    pub fn overlaps(&self, o: &MarkMatch) -> bool {
+        self.proto == o.proto
+            && self.lo <= o.hi
+            && o.lo <= self.hi
+            && (self.covers(&o.net) || o.covers(&self.net))
+    }
+}
+
+impl std::fmt::Display for MarkMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:", self.proto.service_proto())?;
+        match self.net {
+            IpAddr::V4(a) if self.prefix == 32 => write!(f, "{a}")?,
+            IpAddr::V4(a) => write!(f, "{a}/{}", self.prefix)?,
+            IpAddr::V6(a) if self.prefix == 128 => write!(f, "[{a}]")?,
+            IpAddr::V6(a) => write!(f, "[{a}]/{}", self.prefix)?,
+        }
+        if self.lo == self.hi {
+            write!(f, ":{}", self.lo)
+        } else {
+            write!(f, ":{}-{}", self.lo, self.hi)
+        }
+    }
+}
+
 /// What the proxy engine needs to know about one service beyond the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ProxyOptions {
@@ -212,6 +270,10 @@ pub struct Config {
     pub services: Vec<Service>,
     /// Failover instances (`[[vrrp]]`), in declaration order.
     pub vrrp: Vec<crate::vrrp::VrrpInstance>,
+    /// The `match` lists of firewall-mark services (xdp engine), by
+    /// service, in declaration order.
+    #[serde(default)]
+    pub matches: Vec<(ServiceKey, Vec<MarkMatch>)>,
 }
 
 impl Config {
@@ -229,6 +291,14 @@ impl Config {
 
     pub fn service(&self, key: &ServiceKey) -> Option<&Service> {
         self.services.iter().find(|s| s.key == *key)
+    }
+
+    /// The `match` list of firewall-mark service `key` (empty if none).
+    pub fn matches_of(&self, key: &ServiceKey) -> &[MarkMatch] {
+        self.matches
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(&[], |(_, m)| m.as_slice())
     }
 
     /// The `--set` timeouts (defaults for keys the file omits).

@@ -33,11 +33,116 @@ mod vrrp;
 pub use check::{dns_name_ok, PLACEHOLDERS, QUERY_TYPES};
 
 type Val<'i> = Spanned<DeValue<'i>>;
+/// A firewall-mark service's `match` entries with their spans.
+type MatchList = (ServiceKey, Vec<(MarkMatch, Range<usize>)>);
+
+/// One `match` entry: `PROTO:ADDRESS[/PREFIX]:PORT[-PORT]`, IPv6 in
+/// brackets (`tcp:[2001:db8::]/64:443` or `tcp:[2001:db8::/64]:443`).
+pub fn parse_match(s: &str) -> Result<MarkMatch, String> {
+    let form = "write PROTO:ADDRESS[/PREFIX]:PORT[-PORT], e.g. tcp:198.18.0.100:80, \
+                udp:198.18.0.0/24:5000-5100 or tcp:[2001:db8::]/64:443";
+    let (proto, rest) = s.split_once(':').ok_or(form)?;
+    let proto = match proto {
+        "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        "sctp" => return Err("the xdp engine classifies TCP and UDP, not SCTP".into()),
+        other => return Err(format!("unknown protocol `{other}` (tcp or udp)")),
+    };
+    let (net, prefix, ports) = if let Some(r) = rest.strip_prefix('[') {
+        let (inside, after) = r.split_once(']').ok_or("a `[` without its `]`")?;
+        let (net, mut prefix) = match inside.split_once('/') {
+            Some((n, p)) => (n, Some(p)),
+            None => (inside, None),
+        };
+        let ports = match after.strip_prefix('/') {
+            Some(a) if prefix.is_none() => {
+                let (p, ports) = a.split_once(':').ok_or(form)?;
+                prefix = Some(p);
+                ports
+            }
+            _ => after.strip_prefix(':').ok_or(form)?,
+        };
+        let net: std::net::Ipv6Addr = net
+            .parse()
+            .map_err(|_| format!("`{net}` is not an IPv6 address"))?;
+        (IpAddr::V6(net), prefix, ports)
+    } else {
+        let (net, ports) = rest.rsplit_once(':').ok_or(form)?;
+        if net.contains(':') {
+            return Err("write an IPv6 address in brackets, e.g. tcp:[2001:db8::1]:80".into());
+        }
+        let (net, prefix) = match net.split_once('/') {
+            Some((n, p)) => (n, Some(p)),
+            None => (net, None),
+        };
+        let net: Ipv4Addr = net
+            .parse()
+            .map_err(|_| format!("`{net}` is not an IPv4 address"))?;
+        (IpAddr::V4(net), prefix, ports)
+    };
+    let max = if net.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => max,
+        Some(p) => match p.parse::<u8>() {
+            Ok(n) if n <= max => n,
+            _ => return Err(format!("the prefix length must be 0..={max}, not `{p}`")),
+        },
+    };
+    let port = |p: &str| -> Result<u16, String> {
+        p.parse::<u16>()
+            .map_err(|_| format!("`{p}` is not a port (0..=65535)"))
+    };
+    let (lo, hi) = match ports.split_once('-') {
+        Some((a, b)) => (port(a)?, port(b)?),
+        None => {
+            let p = port(ports)?;
+            (p, p)
+        }
+    };
+    if lo > hi {
+        return Err(format!("the port range {lo}-{hi} is empty"));
+    }
+    let m = MarkMatch {
+        proto,
+        net,
+        prefix,
+        lo,
+        hi,
+    };
+    if masked(net, prefix) != net {
+        let clean = MarkMatch {
+            net: masked(net, prefix),
+            ..m
+        };
+        return Err(format!(
+            "the address has bits set past the prefix (the network is {clean})"
+        ));
+    }
+    Ok(m)
+}
+
+/// `a` with the bits past `prefix` cleared.
+fn masked(a: IpAddr, prefix: u8) -> IpAddr {
+    match a {
+        IpAddr::V4(v) => {
+            let m = u32::MAX.checked_shl(32 - prefix as u32).unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::from(u32::from(v) & m))
+        }
+        IpAddr::V6(v) => {
+            let m = u128::MAX.checked_shl(128 - prefix as u32).unwrap_or(0);
+            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v) & m))
+        }
+    }
+}
 
 /// Largest weight and threshold (Debian's ipvsadm: `INT_MAX`).
 pub const MAX_WEIGHT: i64 = i32::MAX as i64;
 /// Upper bound of each `--set` timeout, in seconds (ipvsadm's limit).
 pub const MAX_TIMEOUT: i64 = MAX_PERSISTENT_TIMEOUT as i64;
+/// Port ranges the xdp engine holds for one network of the firewall-mark
+/// classification, those of the networks covering it included
+/// (`rvs_xdp::marks::MARK_RANGES`).
+pub const MAX_MARK_RANGES: usize = 16;
 /// Most proxy worker threads a file may ask for.
 pub const MAX_WORKERS: i64 = 1024;
 /// Longest connect timeout, in seconds.
@@ -75,6 +180,7 @@ const SERVICE_KEYS: &[&str] = &[
     "one_packet",
     "proxy_protocol",
     "transparent",
+    "match",
     "real_server",
     "on_failure",
     "quorum",
@@ -398,11 +504,23 @@ impl Reader<'_> {
 
         if let Some(v) = top.get("service") {
             let mut seen: HashMap<ServiceKey, usize> = HashMap::new();
+            let mut matches = Vec::new();
             for item in self.array_of_tables(v, "service", "[[service]]") {
-                if let Some(s) = self.service(item, engine, &cfg.enable_schedulers, &mut seen) {
+                if let Some(s) = self.service(
+                    item,
+                    engine,
+                    &cfg.enable_schedulers,
+                    &mut seen,
+                    &mut matches,
+                ) {
                     cfg.services.push(s);
                 }
             }
+            self.check_matches(&matches);
+            cfg.matches = matches
+                .into_iter()
+                .map(|(k, m)| (k, m.into_iter().map(|(m, _)| m).collect()))
+                .collect();
         }
         if let Some(v) = top.get("vrrp") {
             let keys: Vec<ServiceKey> = cfg.services.iter().map(|s| s.key).collect();
@@ -468,6 +586,7 @@ impl Reader<'_> {
         engine: Option<Engine>,
         enabled: &[String],
         seen: &mut HashMap<ServiceKey, usize>,
+        matches: &mut Vec<MatchList>,
     ) -> Option<Service> {
         self.check_keys(&t, SERVICE_KEYS);
         let (key, key_span) = self.service_key(&t)?;
@@ -620,6 +739,29 @@ impl Reader<'_> {
             }
         }
 
+        if let Some(v) = t.get("match") {
+            if !key.is_fwmark() {
+                ok = false;
+                self.errs.at(
+                    &t.key_span("match"),
+                    "match is for firewall-mark services (fwmark = N): an address service \
+                     already names its protocol, address and port",
+                );
+            } else if engine != Some(Engine::Xdp) {
+                ok = false;
+                self.errs.at(
+                    &t.key_span("match"),
+                    "match classifies packets for a firewall-mark service on the xdp engine \
+                     (engine = \"xdp\"); other engines do not carry fwmark services",
+                );
+            } else {
+                match self.match_list(v, key.af()) {
+                    Some(m) => matches.push((key, m)),
+                    None => ok = false,
+                }
+            }
+        }
+
         match seen.get(&key) {
             Some(&line) => {
                 ok = false;
@@ -751,6 +893,110 @@ impl Reader<'_> {
             ServiceKey::Addr { proto, addr, port }
         };
         Some((key, v.span()))
+    }
+
+    /// `match = ["tcp:ADDR[/PREFIX]:PORT[-PORT]", ...]` of a firewall-mark
+    /// service of family `af`.
+    fn match_list(&mut self, v: &Val<'_>, af: Af) -> Option<Vec<(MarkMatch, Range<usize>)>> {
+        let DeValue::Array(items) = v.get_ref() else {
+            self.errs.at(
+                &v.span(),
+                format!(
+                    "match must be an array of \"proto:address:port\" strings, not {}",
+                    article(v.get_ref())
+                ),
+            );
+            return None;
+        };
+        if items.is_empty() {
+            self.errs.at(
+                &v.span(),
+                "match needs at least one entry (e.g. \"tcp:198.18.0.100:80\")",
+            );
+            return None;
+        }
+        let mut out: Vec<(MarkMatch, Range<usize>)> = Vec::new();
+        let mut ok = true;
+        for item in items.iter() {
+            let Some(text) = self.string(item, "each entry of match") else {
+                ok = false;
+                continue;
+            };
+            match parse_match(text) {
+                Ok(m) if Af::of(&m.net) != af => {
+                    ok = false;
+                    let want = if af == Af::Inet6 {
+                        "IPv6 (ipv6 = true)"
+                    } else {
+                        "IPv4"
+                    };
+                    self.errs.at(
+                        &item.span(),
+                        format!("match: `{text}`: the service is {want}; the address must be too"),
+                    );
+                }
+                Ok(m) => match out.iter().find(|(o, _)| *o == m) {
+                    Some(_) => {
+                        ok = false;
+                        self.errs
+                            .at(&item.span(), format!("match: `{text}` is listed twice"));
+                    }
+                    None => out.push((m, item.span())),
+                },
+                Err(e) => {
+                    ok = false;
+                    self.errs.at(&item.span(), format!("match: `{text}`: {e}"));
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// Across services: a packet has one mark, so no two services'
+    /// entries may overlap; and one network (with the networks covering
+    /// it) may have at most [`MAX_MARK_RANGES`] port ranges.
+    fn check_matches(&mut self, lists: &[MatchList]) {
+        let all: Vec<(ServiceKey, MarkMatch, Range<usize>)> = lists
+            .iter()
+            .flat_map(|(k, ms)| ms.iter().map(move |(m, sp)| (*k, *m, sp.clone())))
+            .collect();
+        for (i, (k, m, sp)) in all.iter().enumerate() {
+            if let Some((ok_, om, osp)) = all[..i]
+                .iter()
+                .find(|(ok_, om, _)| ok_ != k && om.overlaps(m))
+            {
+                let line = self.errs.line_of(osp);
+                self.errs.at(
+                    sp,
+                    format!(
+                        "match: `{m}` overlaps `{om}` of {} (line {line}): a packet gets one mark",
+                        describe(ok_)
+                    ),
+                );
+            }
+        }
+        let mut reported = Vec::new();
+        for (_, m, sp) in &all {
+            let key = (m.proto, m.net, m.prefix);
+            if reported.contains(&key) {
+                continue;
+            }
+            let n = all
+                .iter()
+                .filter(|(_, o, _)| o.proto == m.proto && o.prefix <= m.prefix && o.covers(&m.net))
+                .count();
+            if n > MAX_MARK_RANGES {
+                reported.push(key);
+                self.errs.at(
+                    sp,
+                    format!(
+                        "match: {n} port ranges apply to {}/{} (its own and those of the \
+                         networks covering it); the xdp engine holds at most {MAX_MARK_RANGES}",
+                        m.net, m.prefix
+                    ),
+                );
+            }
+        }
     }
 
     /// `sched_flags = ["sh-port", ...]`, ipvsadm's `-b` names.

@@ -89,13 +89,13 @@ pub fn to_toml(c: &Config) -> String {
         let _ = writeln!(o, "conn_reuse_mode = {}", s.conn_reuse_mode);
     }
     for s in &c.services {
-        service(&mut o, s);
+        service(&mut o, s, c.matches_of(&s.key));
     }
     crate::vrrp::write_vrrp(&mut o, &c.vrrp);
     o
 }
 
-fn service(o: &mut String, s: &Service) {
+fn service(o: &mut String, s: &Service, matches: &[MarkMatch]) {
     let _ = writeln!(o, "\n[[service]]");
     match s.key {
         ServiceKey::Addr { proto, addr, port } => {
@@ -110,6 +110,10 @@ fn service(o: &mut String, s: &Service) {
             let _ = writeln!(o, "fwmark = {mark}");
             if af == Af::Inet6 {
                 let _ = writeln!(o, "ipv6 = true");
+            }
+            if !matches.is_empty() {
+                let list: Vec<String> = matches.iter().map(|m| quote(&m.to_string())).collect();
+                let _ = writeln!(o, "match = [{}]", list.join(", "));
             }
         }
     }

@@ -888,3 +888,118 @@ fn unreadable_files_are_reported_too() {
         .to_string()
         .starts_with("/nonexistent/rvs.toml:1:1: cannot read the file"));
 }
+
+/// `match`: the xdp engine's classification of a firewall-mark service.
+#[test]
+fn fwmark_match_lists() {
+    let fw = |m: &str| format!("engine = \"xdp\"\n[[service]]\nfwmark = 1\nmatch = {m}\n");
+    let c = parse(
+        &format!(
+            "{}[[service]]\nfwmark = 2\nipv6 = true\nmatch = [\"udp:[2001:db8::]/64:53\", \"tcp:[2001:db8::1]:80-81\", \"tcp:[2001:db8:1::/48]:443\"]\n",
+            fw(r#"["tcp:198.18.0.100:80", "tcp:198.18.0.100:443", "udp:198.18.0.0/24:0-65535"]"#)
+        ),
+        "f",
+    )
+    .unwrap();
+    let m1 = c.matches_of(&ServiceKey::Fwmark {
+        mark: 1,
+        af: Af::Inet,
+    });
+    let shown: Vec<String> = m1.iter().map(|m| m.to_string()).collect();
+    assert_eq!(
+        shown,
+        [
+            "tcp:198.18.0.100:80",
+            "tcp:198.18.0.100:443",
+            "udp:198.18.0.0/24:0-65535"
+        ]
+    );
+    assert_eq!(m1[2].proto, Protocol::Udp);
+    let m2 = c.matches_of(&ServiceKey::Fwmark {
+        mark: 2,
+        af: Af::Inet6,
+    });
+    let shown: Vec<String> = m2.iter().map(|m| m.to_string()).collect();
+    assert_eq!(
+        shown,
+        [
+            "udp:[2001:db8::]/64:53",
+            "tcp:[2001:db8::1]:80-81",
+            "tcp:[2001:db8:1::]/48:443"
+        ]
+    );
+    // What the file says is what it writes back.
+    let again = parse(&rvs_config::to_toml(&c), "g").unwrap();
+    assert_eq!(again.matches, c.matches);
+
+    one(&fw(r#"["tcp:198.18.0.100"]"#), 4, 10, "write PROTO:ADDRESS");
+    one(&fw(r#"["sctp:198.18.0.100:80"]"#), 4, 10, "not SCTP");
+    one(
+        &fw(r#"["icmp:198.18.0.100:80"]"#),
+        4,
+        10,
+        "unknown protocol `icmp`",
+    );
+    one(
+        &fw(r#"["tcp:198.18.0.1/24:80"]"#),
+        4,
+        10,
+        "the network is tcp:198.18.0.0/24:80",
+    );
+    one(&fw(r#"["tcp:198.18.0.0/33:80"]"#), 4, 10, "0..=32");
+    one(&fw(r#"["tcp:198.18.0.100:90-80"]"#), 4, 10, "is empty");
+    one(&fw(r#"["tcp:198.18.0.100:65536"]"#), 4, 10, "not a port");
+    one(&fw(r#"["tcp:2001:db8::1:80"]"#), 4, 10, "in brackets");
+    one(
+        &fw(r#"["tcp:[2001:db8::1]:80"]"#),
+        4,
+        10,
+        "the service is IPv4",
+    );
+    one(
+        &fw(r#"["tcp:198.18.0.100:80", "tcp:198.18.0.100:80"]"#),
+        4,
+        33,
+        "listed twice",
+    );
+    one(&fw("[]"), 4, 9, "at least one entry");
+    one(&fw("\"tcp:198.18.0.100:80\""), 4, 9, "must be an array");
+    one(
+        "[[service]]\nfwmark = 1\nmatch = [\"tcp:198.18.0.100:80\"]\n",
+        3,
+        1,
+        "engine = \"xdp\"",
+    );
+    one(
+        "engine = \"xdp\"\n[[service]]\ntcp = \"198.18.0.100:80\"\nmatch = [\"tcp:198.18.0.100:80\"]\n",
+        4,
+        1,
+        "firewall-mark services",
+    );
+    // A packet gets one mark.
+    one(
+        &format!(
+            "{}[[service]]\nfwmark = 2\nmatch = [\"tcp:198.18.0.0/16:443-450\"]\n",
+            fw(r#"["tcp:198.18.0.100:400-443"]"#)
+        ),
+        7,
+        10,
+        "overlaps `tcp:198.18.0.100:400-443` of fwmark 1 (line 4)",
+    );
+    // 17 port ranges reach one address.
+    let many: Vec<String> = (0..16)
+        .map(|p| format!("\"udp:198.18.0.0/24:{p}\""))
+        .collect();
+    let e = errors(&fw(&format!(
+        "[{}, \"udp:198.18.0.100:100\"]",
+        many.join(", ")
+    )));
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(
+        e[0].contains("17 port ranges apply to 198.18.0.100/32"),
+        "{e:?}"
+    );
+    // An xdp fwmark service without match is accepted (the engine says it
+    // cannot carry it), as `rvsctl config from-rules` writes them.
+    assert!(parse("engine = \"xdp\"\n[[service]]\nfwmark = 1\n", "f").is_ok());
+}
