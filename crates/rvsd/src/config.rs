@@ -48,3 +48,25 @@ pub fn proxy_options(c: &Config) -> ProxyOptions {
     }
     o
 }
+
+/// The xdp engine's firewall-mark classification: every fwmark service's
+/// `match` entries, with its mark.
+pub fn mark_rules(c: &Config) -> Vec<rvs_xdp::MarkRule> {
+    c.matches
+        .iter()
+        .filter_map(|(key, ms)| match key {
+            rvs_core::ServiceKey::Fwmark { mark, .. } => Some((*mark, ms)),
+            _ => None,
+        })
+        .flat_map(|(mark, ms)| {
+            ms.iter().map(move |m| rvs_xdp::MarkRule {
+                mark,
+                proto: m.proto as u8,
+                net: m.net,
+                prefix: m.prefix,
+                lo: m.lo,
+                hi: m.hi,
+            })
+        })
+        .collect()
+}

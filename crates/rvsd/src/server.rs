@@ -267,12 +267,16 @@ pub fn run(args: Args) -> Result<(), String> {
                 .and_then(|c| c.xdp.interface.clone())
                 .or_else(|| args.interface.clone())
                 .ok_or("the xdp engine needs an interface: --interface IF or [xdp] interface")?;
-            Some(crate::xdp::start(
+            let e = crate::xdp::start(
                 director.clone(),
                 &interface,
                 args.xdp_pin_dir.as_deref(),
                 epoch,
-            )?)
+            )?;
+            if let Some(c) = &config {
+                e.set_marks(crate::config::mark_rules(c));
+            }
+            Some(e)
         }
     };
     let shared = Arc::new(Mutex::new(Shared {
@@ -473,6 +477,9 @@ fn reload_inner(shared: &Mutex<Shared>, now: Time) -> Result<String, String> {
     let vrrp = crate::failover::reload(&new.vrrp);
     if let Some(h) = &h {
         crate::health::track_pool(h);
+    }
+    if let Some(e) = &s.engine {
+        e.set_marks(crate::config::mark_rules(&new));
     }
     s.config = Some(new);
     s.sync_engine();

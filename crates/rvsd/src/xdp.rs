@@ -36,6 +36,14 @@ impl DataPath {
         }
     }
 
+    /// The xdp engine's firewall-mark classification (from the
+    /// configuration file's `match` lists); the next sync applies it.
+    pub fn set_marks(&self, rules: Vec<rvs_xdp::MarkRule>) {
+        if let DataPath::Xdp(e) = self {
+            e.set_marks(rules);
+        }
+    }
+
     /// The proxy engine, if that is the one running.
     pub fn proxy(&self) -> Option<&rvs_proxy::Engine> {
         match self {

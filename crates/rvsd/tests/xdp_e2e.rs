@@ -272,6 +272,18 @@ impl Topo {
     }
 
     fn start_rvsd(&mut self) {
+        self.start_rvsd_with(&[]);
+    }
+
+    /// rvsd with a configuration file (`engine = "xdp"` and services).
+    fn start_rvsd_with_config(&mut self, toml: &str) {
+        let path = self.dir.join("rvs.toml");
+        std::fs::write(&path, toml).unwrap();
+        let path = path.to_str().unwrap().to_string();
+        self.start_rvsd_with(&["--config", &path]);
+    }
+
+    fn start_rvsd_with(&mut self, extra: &[&str]) {
         let _ = std::fs::remove_file(&self.sock);
         let child = Command::new("nsenter")
             // nsenter, not `ip netns exec`: the latter mounts a private
@@ -284,6 +296,7 @@ impl Topo {
             .arg(self.dir.join("state"))
             .args(["--engine", "xdp", "--interface", "d0", "--xdp-pin-dir"])
             .arg(&self.pin)
+            .args(extra)
             .env("RVS_LOG", "warn")
             .stdin(Stdio::null())
             .spawn()
@@ -984,4 +997,81 @@ fn a_restarted_rvsd_keeps_established_connections() {
     assert_eq!(dr.say("last"), dr_rs);
     let fresh = http_get(&client, 80);
     assert!(fresh.starts_with("rs"), "{fresh}");
+}
+
+/// Firewall-mark services on the xdp engine, classified from rvs.toml's
+/// `match` lists (what `iptables -j MARK` does for LVS): a persistent
+/// fwmark service grouping TCP 80 and 81 and UDP 54-55 keeps a client on
+/// one real server across all of them (the template is the mark's, as
+/// in the kernel: persistence across ports and protocols), with first
+/// packets through userspace and DR; an rr fwmark service grouping TCP
+/// 82-83 over NAT, scheduled in BPF, takes one rr sequence across both
+/// ports, the client's port kept (real servers of port 0); a port no
+/// entry matches reaches no service.
+#[test]
+fn fwmark_services_group_ports_under_one_service() {
+    if skip() {
+        return;
+    }
+    let mut t = Topo::new("f");
+    let rs = |method: &str| -> String {
+        (1..=3)
+            .map(|i| {
+                format!(
+                    "[[service.real_server]]\naddress = \"{}\"\nmethod = \"{method}\"\n",
+                    rs_addr(i)
+                )
+            })
+            .collect()
+    };
+    t.start_rvsd_with_config(&format!(
+        "engine = \"xdp\"\n\
+         [[service]]\nfwmark = 1\nscheduler = \"rr\"\npersistent = 60\n\
+         match = [\"tcp:{VIP}:80-81\", \"udp:{VIP}:54-55\"]\n{}\n\
+         [[service]]\nfwmark = 2\nscheduler = \"rr\"\n\
+         match = [\"tcp:{VIP}:82\", \"tcp:198.18.0.0/24:83\"]\n{}",
+        rs("route"),
+        rs("masq")
+    ));
+    after_tick();
+    let client = t.client_ns();
+    let first = http_get(&client, 80);
+    for port in [81, 80, 81] {
+        assert_eq!(
+            http_get(&client, port),
+            first,
+            "persistence across TCP {port}"
+        );
+    }
+    for port in [54, 55] {
+        let name = udp_ask(&client, port, format!("to {port}").as_bytes());
+        assert_eq!(name, first, "persistence across UDP {port}");
+    }
+    let picks: Vec<String> = [82, 83, 82, 83, 82, 83]
+        .iter()
+        .map(|&p| http_get(&client, p))
+        .collect();
+    assert_eq!(
+        picks,
+        ["rs3", "rs2", "rs1", "rs3", "rs2", "rs1"],
+        "one rr sequence across the grouped ports"
+    );
+    let refused = in_ns(&client, || {
+        TcpStream::connect_timeout(
+            &format!("{VIP}:84").parse().unwrap(),
+            Duration::from_secs(2),
+        )
+    });
+    assert!(refused.is_err(), "port 84 belongs to no service");
+    after_tick();
+    let listing = t.adm(&["-L", "-n", "--stats", "--exact"]);
+    let conns = |svc: &str| -> u64 { stats_rows(&listing, svc).values().map(|r| r.conns).sum() };
+    assert_eq!(conns("FWM 1"), 6, "{listing}");
+    assert_eq!(conns("FWM 2"), 6, "{listing}");
+    let rows = conn_rows(&t.adm(&["-L", "-c", "-n"]));
+    let nat = rows
+        .iter()
+        .filter(|r| r.3 == format!("{VIP}:83") && r.4.ends_with(":83"))
+        .count();
+    assert_eq!(nat, 3, "NAT keeps the port: {rows:#?}");
 }
