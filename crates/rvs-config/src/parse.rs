@@ -752,7 +752,8 @@ impl Reader<'_> {
                 self.errs.at(
                     &t.key_span("match"),
                     "match classifies packets for a firewall-mark service on the xdp engine \
-                     (engine = \"xdp\"); other engines do not carry fwmark services",
+                     (engine = \"xdp\"); with the proxy engine netfilter marks them \
+                     (docs/engines.md)",
                 );
             } else {
                 match self.match_list(v, key.af()) {
