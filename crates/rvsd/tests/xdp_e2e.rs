@@ -1075,3 +1075,40 @@ fn fwmark_services_group_ports_under_one_service() {
         .count();
     assert_eq!(nat, 3, "NAT keeps the port: {rows:#?}");
 }
+
+/// Path MTU discovery through the tunnels: the client's full-size TCP
+/// segments (1500 bytes, DF) do not fit an IPIP or GUE packet on the
+/// 1500-byte link to the real servers; the director answers "fragmentation
+/// needed" with the MTU less the tunnel's headers (ip_vs_tunnel_xmit), the
+/// client's kernel takes it, and a 20 kB line gets through (without the
+/// answer the segments would be lost until the read times out).
+#[test]
+fn tunnels_answer_fragmentation_needed_and_large_transfers_pass() {
+    if skip() {
+        return;
+    }
+    let mut t = Topo::new("m");
+    t.start_rvsd();
+    t.adm_script(
+        "-A -t $VIP:82 -s rr
+         -a -t $VIP:82 -r 198.19.1.2 -i
+         -A -t $VIP:83 -s rr
+         -a -t $VIP:83 -r 198.19.2.2 -i --tun-type gue --tun-port 6080",
+    );
+    after_tick();
+    let client = t.client_ns();
+    let big = "x".repeat(20_000);
+    // IPIP leaves 1480 bytes, GUE 1468: the client's route to the VIP
+    // learns one, then the other.
+    for (port, rs, mtu) in [(82, "rs1", 1480), (83, "rs2", 1468)] {
+        let mut e = Echo::open(&client, port);
+        assert_eq!(e.say("small first"), rs);
+        assert_eq!(e.say(&big), rs, "a 20 kB line through port {port}");
+        assert_eq!(e.say(&big), rs, "and again at the learnt MTU");
+        let route = sh(&format!("ip -n {client} route get {VIP}"));
+        assert!(
+            route.contains(&format!("mtu {mtu}")),
+            "port {port}: the client learnt {mtu}: {route}"
+        );
+    }
+}
