@@ -91,6 +91,11 @@ pub struct ConnEntry {
     pub expires: u32,
     pub pe_name: Option<String>,
     pub pe_data: Option<String>,
+    /// The entry's protocol is IP (0): a firewall-mark service's
+    /// persistence template, which the kernel lists as `IP` (`proto` is
+    /// then only the family's placeholder).
+    #[serde(default)]
+    pub proto_ip: bool,
 }
 
 /// Version and table size (`GET_INFO`).

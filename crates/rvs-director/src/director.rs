@@ -170,6 +170,7 @@ impl Director {
                     "SCTP" => Protocol::Sctp,
                     _ => Protocol::Tcp,
                 },
+                proto_ip: c.proto == "IP",
                 caddr: c.caddr,
                 cport: c.cport,
                 vaddr: c.vaddr,

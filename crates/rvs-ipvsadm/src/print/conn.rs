@@ -24,7 +24,10 @@ pub fn conn_title(format: u32) -> String {
 /// One entry. With `--persistent-conn`, entries that carry persistence-engine
 /// data get two more columns (destination 16 wide, pe name 18 wide).
 pub fn conn_line(out: &mut Vec<u8>, c: &ConnEntry, format: u32, names: &NameDb) {
-    let proto = proto_number(c.proto);
+    // ipvsadm resolves names with protocol 0 for anything but TCP and
+    // UDP, and prints the kernel's protocol name (`IP` for fwmark
+    // templates).
+    let proto = if c.proto_ip { 0 } else { proto_number(c.proto) };
     let cname = addrport_to_anyname(&c.caddr, c.cport, proto, format, names);
     let vname = addrport_to_anyname(&c.vaddr, c.vport, proto, format, names);
     let dname = addrport_to_anyname(&c.daddr, c.dport, proto, format, names);
@@ -33,7 +36,8 @@ pub fn conn_line(out: &mut Vec<u8>, c: &ConnEntry, format: u32, names: &NameDb) 
         (c.expires / 60) as i32,
         (c.expires % 60) as i32
     );
-    pad_right(out, c.proto.label().as_bytes(), 3);
+    let label = if c.proto_ip { "IP" } else { c.proto.label() };
+    pad_right(out, label.as_bytes(), 3);
     out.push(b' ');
     pad_right(out, expire.as_bytes(), 6);
     out.push(b' ');
@@ -87,7 +91,24 @@ mod tests {
             expires,
             pe_name: None,
             pe_data: None,
+            proto_ip: false,
         }
+    }
+
+    #[test]
+    fn fwmark_templates_are_listed_as_ip() {
+        let db = NameDb::from_text("", "http 80/tcp\n");
+        let mut t = conn(0, "NONE", 356);
+        t.vaddr = "0.0.0.1".parse().unwrap();
+        t.vport = 0;
+        t.proto_ip = true;
+        let out = list_conn(&[t], fmt::NUMERIC, &db);
+        let text = String::from_utf8(out).unwrap();
+        let line = text.lines().last().unwrap();
+        assert_eq!(
+            line,
+            "IP  05:56  NONE        198.18.0.11:0      0.0.0.1:0          198.19.2.2:80"
+        );
     }
 
     #[test]
