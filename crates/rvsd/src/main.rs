@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 /// The rvs daemon.
 #[derive(Parser, Debug)]
-#[command(name = "rvsd", version, about)]
+#[command(name = "rvsd", version, about, term_width = 100)]
 pub struct Args {
     /// Control socket path.
     #[arg(long, env = "RVS_SOCKET", default_value = rvs_ctl::DEFAULT_SOCKET)]
