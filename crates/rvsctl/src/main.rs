@@ -19,7 +19,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "rvsctl", version, about = "rvs's own command line", term_width = 100)]
+#[command(
+    name = "rvsctl",
+    version,
+    about = "rvs's own command line",
+    term_width = 100
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
