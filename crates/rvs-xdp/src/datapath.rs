@@ -79,6 +79,9 @@ pub struct Datapath {
     pub(crate) marks: MapHandle,
     pub(crate) ifmac: MapHandle,
     pub(crate) events: MapHandle,
+    /// Whether the maps were created by this load (none was pinned yet):
+    /// then every real-server slot's counters and next hop start at zero.
+    pub(crate) fresh_maps: bool,
     attached: std::sync::Mutex<Option<(i32, u32)>>,
 }
 
@@ -115,6 +118,7 @@ impl Datapath {
     pub fn load(pin_dir: &Path) -> Result<Datapath, Error> {
         std::fs::create_dir_all(pin_dir)
             .map_err(|e| Error(format!("cannot create {}: {e}", pin_dir.display())))?;
+        let fresh_maps = !pin_dir.join("rvs_stats").exists();
         let mut b = ObjectBuilder::default();
         b.pin_root_path(pin_dir)
             .map_err(err(format!("pin directory {}", pin_dir.display())))?;
@@ -146,6 +150,7 @@ impl Datapath {
             marks: map("rvs_marks")?,
             ifmac: map("rvs_ifmac")?,
             events: map("rvs_events")?,
+            fresh_maps,
             obj,
             pin_dir: pin_dir.to_path_buf(),
             attached: std::sync::Mutex::new(None),
@@ -412,6 +417,29 @@ impl Datapath {
                 MapFlags::ANY,
             )
             .map_err(err("service map"))
+    }
+
+    /// Virtual service `addr`:`port` (IP protocol `proto`) as the program
+    /// has it, and the position of its ring (`rvs_svc_pos`: picks made).
+    pub fn service(
+        &self,
+        addr: &std::net::IpAddr,
+        port: u16,
+        proto: u8,
+    ) -> Option<(maps::Svc, u64)> {
+        let svc = self
+            .services
+            .lookup(&maps::svc_key(addr, port, proto), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .and_then(|v| maps::Svc::decode(&v))?;
+        let pos = self
+            .svc_pos
+            .lookup(&svc.id.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .and_then(|v| Some(u64::from_ne_bytes(v.get(..8)?.try_into().ok()?)))?;
+        Some((svc, pos))
     }
 
     /// Sets firewall-mark service `mark` of family `af` (`maps::AF_INET`

@@ -110,12 +110,27 @@ impl DestSlot {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct SvcSlot {
     id: u32,
-    /// The ring length BPF schedules from (0: userspace schedules).
-    ring_len: u32,
+    /// The ring BPF schedules from (empty: userspace schedules), as
+    /// written: one period of the scheduler's picks (real-server slots).
+    ring: Vec<u32>,
+    /// The ring position (`rvs_svc_pos`) the scheduler has been advanced
+    /// to: picks up to it are the scheduler's already.
+    counted: u64,
     written: Option<Svc>,
+}
+
+/// What a sync found for one service's ring: the new period of picks
+/// (`None`: userspace schedules), whether BPF's ring already holds it
+/// (from position `pos`).
+struct RingPlan {
+    key: ServiceKey,
+    id: u32,
+    ring: Option<Vec<u32>>,
+    same: bool,
+    pos: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -151,6 +166,13 @@ struct State {
     marks: Vec<MarkRule>,
     /// Whether `rvs_marks` holds entries (the program's `CFG_MARKS`).
     marks_on: bool,
+    /// Freed real-server slots: their counters and cached next hop are
+    /// reset when the slot is given out again (slots never given out in
+    /// maps this run created are zero already, and cost nothing).
+    dirty: HashSet<u16>,
+    /// Slots below this may hold counters and next hops of a previous
+    /// run (pinned maps): reset when given out, like `dirty`.
+    dirty_below: u32,
 }
 
 pub(crate) struct Inner {
@@ -223,6 +245,7 @@ impl Engine {
             ifindex,
             state: Mutex::new(State {
                 ifmac,
+                dirty_below: if dp.fresh_maps { 0 } else { maps::MAX_DESTS },
                 ..State::default()
             }),
             stop: AtomicBool::new(false),
@@ -291,8 +314,7 @@ impl Engine {
     /// Mirrors BPF entries and counters into the director now (the tick
     /// does it every `tick`).
     pub fn tick(&self) {
-        let mut st = lock(&self.inner.state);
-        self.inner.tick(&mut st);
+        self.inner.tick_if_due(Duration::ZERO);
     }
 
     /// Whether the engine can carry what `req` asks (a batch: every
@@ -530,7 +552,8 @@ impl Inner {
                     id: v.id,
                     // Picks of the previous run's ring are not replayed:
                     // the scheduler starts afresh, as it does in a new table.
-                    ring_len: 0,
+                    ring: Vec::new(),
+                    counted: 0,
                     written: Some(v),
                 },
             );
@@ -636,6 +659,7 @@ impl Inner {
         let next_half = st.ring_half ^ 1;
         let mut ring: Vec<u32> = Vec::new();
         let mut svc_vals: Vec<(ServiceKey, Svc)> = Vec::new();
+        let mut rings: Vec<RingPlan> = Vec::new();
         let mut seen_dests: HashSet<DestId> = HashSet::new();
         let mut dest_writes: Vec<(u16, DestVal)> = Vec::new();
         let keys: Vec<ServiceKey> = d.table().services().iter().map(|s| s.key).collect();
@@ -668,7 +692,8 @@ impl Inner {
                         *key,
                         SvcSlot {
                             id,
-                            ring_len: 0,
+                            ring: Vec::new(),
+                            counted: 0,
                             written: None,
                         },
                     );
@@ -780,9 +805,11 @@ impl Inner {
             // sequence. A period brings the state back to where it was
             // after the same pick of the previous period, so `pos` picks
             // are `(pos - 1) % len + 1` picks.
-            let old = st.svcs[key];
-            if old.ring_len > 0 {
-                let pos = self
+            let old = &st.svcs[key];
+            let len = old.ring.len() as u64;
+            let mut pos = 0;
+            if len > 0 {
+                pos = self
                     .dp
                     .svc_pos
                     .lookup(&id.to_ne_bytes(), MapFlags::ANY)
@@ -790,58 +817,110 @@ impl Inner {
                     .flatten()
                     .map(|v| u64::from_ne_bytes(v[..8].try_into().unwrap_or([0; 8])))
                     .unwrap_or(0);
-                let info = dummy_packet(key);
-                let picks = if pos == 0 {
+                // `p` picks from the ring's start leave the scheduler where
+                // `(p - 1) % len + 1` picks do; it stands at `counted`.
+                let eq = |p: u64| if p == 0 { 0 } else { (p - 1) % len + 1 };
+                let picks = if pos <= old.counted {
                     0
                 } else {
-                    (pos - 1) % old.ring_len as u64 + 1
+                    (eq(pos) + len - eq(old.counted)) % len
                 };
+                let picks = if old.counted == 0 { eq(pos) } else { picks };
+                let info = dummy_packet(key);
                 for _ in 0..picks {
                     svc.schedule(&info, now);
                 }
             }
+            let mut new_ring = None;
+            let snapshot = svc.scheduler.as_ref().and_then(|s| s.snapshot());
+            if let (Some(period), Some(mut ahead)) = (ring_period(svc), snapshot) {
+                let info = dummy_packet(key);
+                let view = svc.sched_view();
+                let mut r = Vec::with_capacity(period);
+                for _ in 0..period {
+                    match ahead
+                        .schedule(&view, &info, now)
+                        .and_then(|i| svc.dests.get(i))
+                        .and_then(|dd| st.dests.get(&dd.id))
+                    {
+                        Some(&slot) => r.push(slot as u32),
+                        None => break,
+                    }
+                }
+                if period > 0 && r.len() == period {
+                    new_ring = Some(r);
+                }
+            }
+            // The ring BPF has is still right when the new period is the
+            // old one from where BPF stands (nothing changed but the
+            // position): then it is left as it is, position included.
+            let old = &st.svcs[key];
+            let same = match &new_ring {
+                None => old.ring.is_empty(),
+                Some(r) => {
+                    r.len() == old.ring.len()
+                        && old.written.is_some_and(|w| w.flags & maps::SVC_RING != 0)
+                        && {
+                            let k = (pos % len.max(1)) as usize;
+                            r.iter()
+                                .enumerate()
+                                .all(|(i, s)| old.ring[(i + k) % r.len()] == *s)
+                        }
+                }
+            };
+            rings.push(RingPlan {
+                key: *key,
+                id,
+                ring: new_ring,
+                same,
+                pos,
+            });
+        }
+        // Rings: when one changed, every ring is written again to the
+        // half BPF does not read, then the services are switched to it
+        // (a packet reads either the old ring or the new one, whole);
+        // otherwise nothing is written.
+        let rewrite = rings.iter().any(|r| !r.same);
+        for RingPlan {
+            key,
+            id,
+            ring: new_ring,
+            pos,
+            ..
+        } in rings
+        {
+            let Some(slot) = st.svcs.get_mut(&key) else {
+                continue;
+            };
             let mut sv = Svc {
                 id,
                 flags: maps::SVC_PUNT,
                 ring_off: 0,
                 ring_len: 0,
             };
-            let snapshot = svc.scheduler.as_ref().and_then(|s| s.snapshot());
-            if let (Some(period), Some(mut ahead)) = (ring_period(svc), snapshot) {
-                let info = dummy_packet(key);
-                let start = ring.len();
-                let mut ok = period > 0 && start + period <= half as usize;
-                if ok {
-                    let view = svc.sched_view();
-                    for _ in 0..period {
-                        match ahead
-                            .schedule(&view, &info, now)
-                            .and_then(|i| svc.dests.get(i))
-                            .and_then(|dd| st.dests.get(&dd.id))
-                        {
-                            Some(&slot) => ring.push(slot as u32),
-                            None => {
-                                ok = false;
-                                break;
-                            }
-                        }
-                    }
+            match new_ring {
+                Some(_) if !rewrite => {
+                    // The ring BPF holds stays, and so does its position.
+                    sv = slot.written.unwrap_or(sv);
+                    slot.counted = pos;
                 }
-                if ok {
+                Some(r) if ring.len() + r.len() <= half as usize => {
                     sv = Svc {
                         id,
                         flags: maps::SVC_RING,
-                        ring_off: next_half * half + start as u32,
-                        ring_len: period as u32,
+                        ring_off: next_half * half + ring.len() as u32,
+                        ring_len: r.len() as u32,
                     };
-                } else {
-                    ring.truncate(start);
+                    ring.extend_from_slice(&r);
+                    slot.counted = 0;
+                    slot.ring = r;
+                }
+                _ => {
+                    slot.counted = 0;
+                    slot.ring.clear();
                 }
             }
-            if let Some(s) = st.svcs.get_mut(key) {
-                s.ring_len = sv.ring_len;
-            }
-            svc_vals.push((*key, sv));
+            svc_vals.push((key, sv));
         }
 
         // Real servers that left the table: unavailable while entries use
@@ -885,6 +964,7 @@ impl Inner {
                     .dests
                     .update(&slot.to_ne_bytes(), &[0u8; maps::DEST_SIZE], MapFlags::ANY);
             st.free_dest.push_back(slot);
+            st.dirty.insert(slot);
         }
         drop(d);
 
@@ -912,21 +992,36 @@ impl Inner {
                 .flat_map(|(s, _)| (*s as u32).to_ne_bytes())
                 .collect();
             let vals: Vec<u8> = dest_writes.iter().flat_map(|(_, v)| v.encode()).collect();
-            let nh: Vec<u8> = dest_writes
-                .iter()
-                .flat_map(|_| maps::nexthop([0; 6], [0; 6], 0, false))
-                .collect();
+            // A slot given out again starts from zero counters and no
+            // next hop (the program looks it up at the first packet); one
+            // never given out in maps this run created is zero already.
+            let mut reset: Vec<u8> = Vec::new();
             let zero_stats = vec![0u8; 40];
             for (slot, v) in &dest_writes {
                 let fresh = st.slots.get(slot).is_some_and(|s| s.written.is_none());
                 if fresh {
-                    // A new slot starts from zero counters.
-                    let _ = self.zero_stats(*slot, &zero_stats);
+                    if st.dirty.remove(slot) || u32::from(*slot) < st.dirty_below {
+                        let _ = self.zero_stats(*slot, &zero_stats);
+                        reset.extend_from_slice(&u32::from(*slot).to_ne_bytes());
+                    }
                     st.stats_seen.remove(slot);
                     st.probe.push_back(v.addr);
                 }
                 if let Some(s) = st.slots.get_mut(slot) {
                     s.written = Some(*v);
+                }
+            }
+            if !reset.is_empty() {
+                let n = (reset.len() / 4) as u32;
+                let nh: Vec<u8> = (0..n)
+                    .flat_map(|_| maps::nexthop([0; 6], [0; 6], 0, false))
+                    .collect();
+                if let Err(e) =
+                    self.dp
+                        .nexthops
+                        .update_batch(&reset, &nh, n, MapFlags::ANY, MapFlags::ANY)
+                {
+                    tracing::warn!("nexthop map: {e}");
                 }
             }
             if let Err(e) =
@@ -936,19 +1031,19 @@ impl Inner {
             {
                 tracing::warn!("dest map: {e}");
             }
-            if let Err(e) =
-                self.dp
-                    .nexthops
-                    .update_batch(&keys, &nh, n, MapFlags::ANY, MapFlags::ANY)
-            {
-                tracing::warn!("nexthop map: {e}");
-            }
         }
         for (key, sv) in &svc_vals {
-            let _ =
-                self.dp
-                    .svc_pos
-                    .update(&sv.id.to_ne_bytes(), &0u64.to_ne_bytes(), MapFlags::ANY);
+            if st.svcs.get(key).is_some_and(|s| s.written == Some(*sv)) {
+                continue;
+            }
+            if sv.flags & maps::SVC_RING != 0 {
+                // A new ring (a new offset) starts from its first pick.
+                let _ = self.dp.svc_pos.update(
+                    &sv.id.to_ne_bytes(),
+                    &0u64.to_ne_bytes(),
+                    MapFlags::ANY,
+                );
+            }
             if let Err(e) = self
                 .dp
                 .services
@@ -963,7 +1058,9 @@ impl Inner {
                 s.written = Some(*sv);
             }
         }
-        st.ring_half = next_half;
+        if rewrite {
+            st.ring_half = next_half;
+        }
         // Slots of the previous run that no real server claimed: free.
         for (_, (slot, _)) in std::mem::take(&mut st.adopted) {
             let _ = self.dp.dests.update(
@@ -973,6 +1070,7 @@ impl Inner {
             );
             st.stats_seen.remove(&slot);
             st.free_dest.push_back(slot);
+            st.dirty.insert(slot);
         }
         st.synced = true;
         let gone: Vec<ServiceKey> = st
@@ -1069,6 +1167,13 @@ impl Inner {
         let due = st.last_nh_flush.is_none_or(|t| t.elapsed() >= period);
         if due {
             self.tick(&mut st);
+        }
+        // Neighbour resolution for new real servers, without the lock (a
+        // socket each: thousands of them must not hold up a sync).
+        let probes = std::mem::take(&mut st.probe);
+        drop(st);
+        for a in probes {
+            probe(&a);
         }
     }
 
@@ -1170,10 +1275,6 @@ impl Inner {
             self.flush_slot_stats(st, &mut d, s);
         }
         drop(d);
-        // Neighbour resolution for real servers the program found no MAC for.
-        while let Some(a) = st.probe.pop_front() {
-            probe(&a);
-        }
     }
 
     /// Follows a change of the interface's MAC address.

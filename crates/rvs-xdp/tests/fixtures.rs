@@ -1551,3 +1551,124 @@ fn icmp_errors_about_tunnel_packets_reach_the_client() {
         }
     }
 }
+
+/// The ring across syncs: a sync that changes nothing leaves the ring and
+/// its position as they are (nothing written), and the picks BPF makes
+/// are still the scheduler's own sequence, through such syncs and an edit
+/// (compared with the same scheduler run alone in userspace).
+#[test]
+fn ring_keeps_the_scheduler_sequence_across_syncs() {
+    use rvs_core::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey};
+    use rvs_ctl::Request;
+    let Some(f) = setup("ring") else { return };
+    let director = || {
+        rvs_director::Director::new(rvs_director::DirectorOptions {
+            schedulers: Box::new(rvs_sched::new_scheduler),
+            interfaces: Box::new(|_| None),
+            local_broadcast: Box::new(|_| false),
+            sysctls: Default::default(),
+            conn_seed: 1,
+        })
+    };
+    let n = &nets()[0];
+    let key = ServiceKey::Addr {
+        proto: Protocol::Tcp,
+        addr: n.vip,
+        port: 90,
+    };
+    let servers = [(n.rs_dr, 1u32), (n.rs_nat, 2), (n.rs_tun, 3)];
+    let dest = |a: IpAddr, w: u32| {
+        let mut dc = DestConfig::new(a, 90);
+        dc.fwd = FwdMethod::Route;
+        dc.weight = w as _;
+        dc
+    };
+    let setup_dir = |d: &mut rvs_director::Director| {
+        let mut cfg = ServiceConfig::defaults(rvs_core::Af::Inet);
+        cfg.scheduler = "wrr".into();
+        assert_eq!(
+            d.apply(&Request::AddService { key, config: cfg }, 0),
+            rvs_ctl::Response::Ok
+        );
+        for (a, w) in servers {
+            let r = d.apply(
+                &Request::AddDest {
+                    service: key,
+                    dest: dest(a, w),
+                },
+                0,
+            );
+            assert_eq!(r, rvs_ctl::Response::Ok);
+        }
+    };
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(director()));
+    setup_dir(&mut shared.lock().unwrap());
+    let mut reference = director();
+    setup_dir(&mut reference);
+    let mut o = rvs_xdp::XdpOptions::new("fx0");
+    o.pin_dir = f.dp.pin_dir().join("ring-engine");
+    o.mode = rvs_xdp::AttachMode::Generic;
+    let e = rvs_xdp::Engine::start(shared.clone(), o, std::time::Instant::now()).unwrap();
+    let mac_of = |a: &IpAddr| match a.to_string().as_str() {
+        "198.18.0.2" => mac(2),
+        "198.18.0.4" => mac(4),
+        _ => mac(5),
+    };
+    let mut port = 41000u16;
+    let mut got = Vec::new();
+    let mut want = Vec::new();
+    let mut send = |count: usize, reference: &mut rvs_director::Director| {
+        for _ in 0..count {
+            port += 1;
+            let l = l4(6, port, 90, SYN);
+            let input = frame(f.dmac, mac(3), &n.client, &n.vip, 64, &l);
+            let r = e.datapath().test_run(&input, f.ifindex, 1).unwrap();
+            assert_eq!(r.verdict, XDP_TX, "SYN from port {port}");
+            got.push(r.frame[..6].to_vec());
+            let info = rvs_core::sched::PacketInfo {
+                proto: Protocol::Tcp,
+                saddr: n.client,
+                sport: port,
+                daddr: n.vip,
+                dport: 90,
+                inverse: false,
+            };
+            let svc = reference.table_mut().service_mut(&key).unwrap();
+            let i = svc.schedule(&info, 0).unwrap();
+            want.push(mac_of(&svc.dests[i].config.addr).to_vec());
+        }
+    };
+    assert!(e.sync().is_empty());
+    send(4, &mut reference);
+    let (svc, pos) = e.datapath().service(&n.vip, 90, 6).unwrap();
+    assert_eq!((svc.flags, svc.ring_len, pos), (maps::SVC_RING, 6, 4));
+    assert!(e.sync().is_empty());
+    assert_eq!(
+        e.datapath().service(&n.vip, 90, 6),
+        Some((svc, 4)),
+        "a sync without a change rewrote the ring"
+    );
+    send(5, &mut reference);
+    assert!(e.sync().is_empty());
+    send(2, &mut reference);
+    // Picks are counted in the scheduler at a sync: those made since the
+    // last one count after an edit the director applied meanwhile, where
+    // the kernel's scheduler saw them before it. Counted here first.
+    assert!(e.sync().is_empty());
+    // An edit: the ring is computed again from where BPF stands.
+    for d in [&mut *shared.lock().unwrap(), &mut reference] {
+        let r = d.apply(
+            &Request::EditDest {
+                service: key,
+                dest: dest(n.rs_nat, 4),
+            },
+            0,
+        );
+        assert_eq!(r, rvs_ctl::Response::Ok);
+    }
+    assert!(e.sync().is_empty());
+    send(9, &mut reference);
+    assert_eq!(hex(&got.concat()), hex(&want.concat()));
+    e.datapath().unpin();
+    drop(e);
+}
