@@ -174,6 +174,14 @@ struct {
 	__type(value, struct rvs_ifmac);
 } rvs_ifmac SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RVS_FILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rvs_addrs SEC(".maps");
+
 struct punt_budget {
 	__u64 window;
 	__u32 used;
@@ -283,6 +291,21 @@ static __always_inline struct rvs_config *config(void)
 {
 	__u32 z = 0;
 	return bpf_map_lookup_elem(&rvs_config, &z);
+}
+
+/* The pre-filter bits (RVS_ADDR_*) of address `a` (see rvs_xdp.h). */
+static __always_inline __u32 addr_bits(__u8 af, const __u8 *a)
+{
+	const __u32 *w = (const __u32 *)a;
+	__u32 x = w[0];
+	if (af == RVS_AF_INET6)
+		x ^= w[1] ^ w[2] ^ w[3];
+	__u32 h = (x * 0x9e3779b1u) >> 16;
+	__u32 k = h >> 5;
+	__u64 *m = bpf_map_lookup_elem(&rvs_addrs, &k);
+	if (!m)
+		return RVS_ADDR_VIP | RVS_ADDR_NATRS;
+	return (*m >> ((h & 31) * 2)) & 3;
 }
 
 static __always_inline void count_in(__u32 dest, __u32 bytes, int newconn)
@@ -824,16 +847,10 @@ static __always_inline struct rvs_svc *svc_lookup(struct flow *f)
 
 /* ---- a request packet (client -> virtual service) ---- */
 
-static __always_inline int request(struct xdp_md *ctx, struct flow *f, struct rvs_conn *c,
-				   __u32 slot, struct rvs_dest *d, int newconn)
+/* Counts the request and sends it to real server `slot`. */
+static __always_inline int forward(struct xdp_md *ctx, struct flow *f, __u32 slot,
+				   struct rvs_dest *d, int newconn)
 {
-	if (f->proto == IPPROTO_TCP && !f->icmp)
-		tcp_transition(c, (c->flags & RVS_CONN_NOOUTPUT) ? 2 : 0, f->tcpflags);
-	/* Written only when it changes (once a jiffy at most): the entry's
-	 * cache line is not dirtied by every packet. */
-	__u32 now = now_units();
-	if (c->seen != now)
-		c->seen = now;
 	count_in(slot, f->iplen, newconn);
 	if (d->fwd == RVS_FWD_MASQ) {
 		if (nat_rewrite(ctx, f, 0, d->addr, d->port_be))
@@ -843,6 +860,19 @@ static __always_inline int request(struct xdp_md *ctx, struct flow *f, struct rv
 			f->dport = d->port_be;
 	}
 	return to_dest(ctx, slot, d, f);
+}
+
+static __always_inline int request(struct xdp_md *ctx, struct flow *f, struct rvs_conn *c,
+				   __u32 slot, struct rvs_dest *d)
+{
+	if (f->proto == IPPROTO_TCP && !f->icmp)
+		tcp_transition(c, (c->flags & RVS_CONN_NOOUTPUT) ? 2 : 0, f->tcpflags);
+	/* Written only when it changes (once a jiffy at most): the entry's
+	 * cache line is not dirtied by every packet. */
+	__u32 now = now_units();
+	if (c->seen != now)
+		c->seen = now;
+	return forward(ctx, f, slot, d, 0);
 }
 
 static __always_inline int new_flow(struct xdp_md *ctx, struct flow *f)
@@ -867,28 +897,27 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct flow *f)
 	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &slot);
 	if (!d || !(d->flags & RVS_DEST_AVAILABLE))
 		return punt(ctx);
+	/* The entry goes in with this packet's state transition made: no
+	 * lookup of it after the insert. */
 	struct rvs_conn val = {};
 	val.dest = slot;
 	val.state = 0;
 	val.flags = d->fwd == RVS_FWD_MASQ ? 0 : RVS_CONN_NOOUTPUT;
 	val.seen = now_units();
+	if (f->proto == IPPROTO_TCP)
+		tcp_transition(&val, (val.flags & RVS_CONN_NOOUTPUT) ? 2 : 0, f->tcpflags);
 	if (conn_insert(f->af, f->saddr, f->sport, f->daddr, f->dport, f->proto, &val))
 		return XDP_DROP; /* another CPU created it a moment ago: the retransmission finds it */
 	if (d->fwd == RVS_FWD_MASQ)
 		nat_insert(f->af, d->addr, d->port_be ? d->port_be : f->dport, f->saddr, f->sport, f->daddr, f->dport, f->proto);
-	struct rvs_conn *c = conn_lookup(f->af, f->saddr, f->sport, f->daddr, f->dport, f->proto);
-	if (!c)
-		return XDP_DROP;
-	return request(ctx, f, c, slot, d, 1);
+	return forward(ctx, f, slot, d, 1);
 }
 
 /* A request that found entry `c`: port reuse and deleted real servers
  * (check_in), then forward. */
-static __always_inline int known(struct xdp_md *ctx, struct flow *f, struct rvs_conn *c)
+static __always_inline int known(struct xdp_md *ctx, struct flow *f, struct rvs_conn *c,
+				 struct rvs_config *cfg)
 {
-	struct rvs_config *cfg = config();
-	if (!cfg)
-		return XDP_DROP;
 	__u32 slot = c->dest;
 	struct rvs_dest *d = bpf_map_lookup_elem(&rvs_dests, &slot);
 	if (!d)
@@ -910,7 +939,7 @@ static __always_inline int known(struct xdp_md *ctx, struct flow *f, struct rvs_
 		}
 		return XDP_DROP;
 	}
-	return request(ctx, f, c, slot, d, 0);
+	return request(ctx, f, c, slot, d);
 }
 
 /* ---- a NAT reply (real server -> client) ---- */
@@ -1212,13 +1241,27 @@ static __always_inline int l4(struct xdp_md *ctx, struct flow *f)
 	} else {
 		return XDP_PASS;
 	}
-	struct rvs_conn *c = conn_lookup(f->af, f->saddr, f->sport, f->daddr, f->dport, f->proto);
-	if (c)
-		return known(ctx, f, c);
-	__u8 vaddr[16];
-	__u16 vport;
-	if (nat_lookup(f->af, f->saddr, f->sport, f->daddr, f->dport, f->proto, vaddr, &vport))
-		return reply(ctx, f, vaddr, vport);
+	/* The pre-filter: a destination that is no virtual address (unless
+	 * firewall-mark networks are carried, which it cannot tell) has no
+	 * entry nor service; a source that is no NAT real server sends no
+	 * reply. Frames neither are the kernel's, after two array reads. */
+	struct rvs_config *cfg = config();
+	if (!cfg)
+		return XDP_DROP;
+	int vip = (addr_bits(f->af, f->daddr) & RVS_ADDR_VIP) || (cfg->flags & RVS_CFG_MARKS);
+	if (vip) {
+		struct rvs_conn *c = conn_lookup(f->af, f->saddr, f->sport, f->daddr, f->dport, f->proto);
+		if (c)
+			return known(ctx, f, c, cfg);
+	}
+	if (addr_bits(f->af, f->saddr) & RVS_ADDR_NATRS) {
+		__u8 vaddr[16];
+		__u16 vport;
+		if (nat_lookup(f->af, f->saddr, f->sport, f->daddr, f->dport, f->proto, vaddr, &vport))
+			return reply(ctx, f, vaddr, vport);
+	}
+	if (!vip)
+		return XDP_PASS;
 	return new_flow(ctx, f);
 }
 

@@ -198,6 +198,19 @@ struct rvs_ifmac {
 	__u16 set; /* 0: not set, every frame is examined */
 };
 
+/* The address pre-filter (map rvs_addrs): two bits per hashed address,
+ * RVS_ADDR_VIP for the virtual address of a service or of a connection
+ * entry, RVS_ADDR_NATRS for the address of a NAT real server. A frame
+ * whose destination has no VIP bit and whose source has no NATRS bit is
+ * none of ours (one inlined array read each instead of four hash
+ * lookups); a bit set may be another address's (then the lookups decide).
+ * Position of an address: h = (w * 0x9e3779b1) >> 16 with w its first
+ * 32-bit word as loaded (IPv6: the four words xored); word h >> 5, bits
+ * (h & 31) * 2. Userspace (maps::addr_filter_pos) computes the same. */
+#define RVS_FILTER_WORDS 2048
+#define RVS_ADDR_VIP 1u
+#define RVS_ADDR_NATRS 2u
+
 /* Ring buffer events. */
 #define RVS_EV_PUNT 1  /* a first packet for userspace to schedule */
 #define RVS_EV_NEIGH 2 /* no neighbour entry for a real server: resolve it */

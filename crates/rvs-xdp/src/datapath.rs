@@ -79,6 +79,7 @@ pub struct Datapath {
     pub(crate) marks: MapHandle,
     pub(crate) ifmac: MapHandle,
     pub(crate) events: MapHandle,
+    pub(crate) addrs: MapHandle,
     /// Whether the maps were created by this load (none was pinned yet):
     /// then every real-server slot's counters and next hop start at zero.
     pub(crate) fresh_maps: bool,
@@ -96,7 +97,7 @@ impl std::fmt::Debug for Datapath {
 
 /// The map names that are pinned (everything but the per-CPU punt budget
 /// and the event ring).
-pub const PINNED_MAPS: [&str; 12] = [
+pub const PINNED_MAPS: [&str; 13] = [
     "rvs_services",
     "rvs_svc_pos",
     "rvs_ring",
@@ -109,6 +110,7 @@ pub const PINNED_MAPS: [&str; 12] = [
     "rvs_stats",
     "rvs_config",
     "rvs_marks",
+    "rvs_addrs",
 ];
 
 impl Datapath {
@@ -150,6 +152,7 @@ impl Datapath {
             marks: map("rvs_marks")?,
             ifmac: map("rvs_ifmac")?,
             events: map("rvs_events")?,
+            addrs: map("rvs_addrs")?,
             fresh_maps,
             obj,
             pin_dir: pin_dir.to_path_buf(),
@@ -410,6 +413,7 @@ impl Datapath {
         proto: u8,
         svc: &maps::Svc,
     ) -> Result<(), Error> {
+        self.filter_addr(addr, maps::ADDR_VIP)?;
         self.services
             .update(
                 &maps::svc_key(addr, port, proto),
@@ -417,6 +421,47 @@ impl Datapath {
                 MapFlags::ANY,
             )
             .map_err(err("service map"))
+    }
+
+    /// Adds `bits` (`maps::ADDR_VIP`, `ADDR_NATRS`) for `addr` to the
+    /// address pre-filter (`set_service` and `set_dest` do it).
+    pub fn filter_addr(&self, addr: &std::net::IpAddr, bits: u64) -> Result<(), Error> {
+        let (w, sh) = maps::addr_filter_pos(addr);
+        let k = (w as u32).to_ne_bytes();
+        let old = self
+            .addrs
+            .lookup(&k, MapFlags::ANY)
+            .map_err(err("address filter"))?
+            .and_then(|v| Some(u64::from_ne_bytes(v.get(..8)?.try_into().ok()?)))
+            .unwrap_or(0);
+        self.addrs
+            .update(&k, &(old | bits << sh).to_ne_bytes(), MapFlags::ANY)
+            .map_err(err("address filter"))
+    }
+
+    /// Writes the address pre-filter's words that differ from `old` (all
+    /// of them without it).
+    pub(crate) fn write_filter(&self, new: &[u64], old: Option<&[u64]>) -> Result<(), Error> {
+        let mut keys = Vec::new();
+        let mut vals = Vec::new();
+        for (i, w) in new.iter().enumerate() {
+            if old.and_then(|o| o.get(i)) != Some(w) {
+                keys.extend_from_slice(&(i as u32).to_ne_bytes());
+                vals.extend_from_slice(&w.to_ne_bytes());
+            }
+        }
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.addrs
+            .update_batch(
+                &keys,
+                &vals,
+                (keys.len() / 4) as u32,
+                MapFlags::ANY,
+                MapFlags::ANY,
+            )
+            .map_err(err("address filter"))
     }
 
     /// Virtual service `addr`:`port` (IP protocol `proto`) as the program
@@ -456,6 +501,9 @@ impl Datapath {
 
     /// Sets real-server slot `slot` (and forgets its cached next hop).
     pub fn set_dest(&self, slot: u32, d: &maps::DestVal) -> Result<(), Error> {
+        if d.fwd == maps::FWD_MASQ {
+            self.filter_addr(&d.addr, maps::ADDR_NATRS)?;
+        }
         self.dests
             .update(&slot.to_ne_bytes(), &d.encode(), MapFlags::ANY)
             .map_err(err("dest map"))?;

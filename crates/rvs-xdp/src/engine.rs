@@ -141,7 +141,7 @@ struct Mirror {
 }
 
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     svcs: HashMap<ServiceKey, SvcSlot>,
     free_svc: Vec<u32>,
     next_svc: u32,
@@ -173,6 +173,28 @@ struct State {
     /// Slots below this may hold counters and next hops of a previous
     /// run (pinned maps): reset when given out, like `dirty`.
     dirty_below: u32,
+    /// The address pre-filter as written (`rvs_addrs`; `None`: not yet).
+    filter: Option<Vec<u64>>,
+}
+
+/// The address pre-filter for the services, the NAT real servers and the
+/// virtual addresses of `entries` (see `rvs_xdp.h`).
+fn filter_words<'a>(st: &State, entries: impl Iterator<Item = &'a ConnKey>) -> Vec<u64> {
+    let mut f = vec![0u64; maps::FILTER_WORDS];
+    for key in st.svcs.keys() {
+        if let ServiceKey::Addr { addr, .. } = key {
+            maps::addr_filter_set(&mut f, addr, maps::ADDR_VIP);
+        }
+    }
+    for k in entries {
+        maps::addr_filter_set(&mut f, &k.vaddr, maps::ADDR_VIP);
+    }
+    for s in st.slots.values() {
+        if s.fwd == FwdMethod::Masq {
+            maps::addr_filter_set(&mut f, &s.addr, maps::ADDR_NATRS);
+        }
+    }
+    f
 }
 
 pub(crate) struct Inner {
@@ -615,6 +637,44 @@ impl Inner {
         Some((slot, d.fwd, d.addr, d.rport))
     }
 
+    /// Writes pre-filter `f`; with `only_add`, the bits already written
+    /// stay (a sync adds; the tick, which sees every entry, also clears).
+    fn write_filter(&self, st: &mut State, mut f: Vec<u64>, only_add: bool) {
+        if only_add {
+            if let Some(old) = &st.filter {
+                for (w, o) in f.iter_mut().zip(old) {
+                    *w |= o;
+                }
+            }
+        }
+        match self.dp.write_filter(&f, st.filter.as_deref()) {
+            Ok(()) => st.filter = Some(f),
+            Err(e) => {
+                tracing::warn!("{e}");
+                st.filter = None;
+            }
+        }
+    }
+
+    /// Makes sure the pre-filter lets packets to `vaddr` in (an entry
+    /// written outside a sync: a first packet scheduled here, a synced
+    /// connection).
+    pub(crate) fn filter_vip(&self, st: &mut State, vaddr: &IpAddr) {
+        let Some(mut f) = st.filter.clone() else {
+            return; // the first sync writes it whole
+        };
+        maps::addr_filter_set(&mut f, vaddr, maps::ADDR_VIP);
+        if Some(&f) != st.filter.as_ref() {
+            self.write_filter(st, f, true);
+        }
+    }
+
+    /// [`Inner::filter_vip`], taking the lock.
+    pub(crate) fn note_vip(&self, vaddr: &IpAddr) {
+        let mut st = lock(&self.state);
+        self.filter_vip(&mut st, vaddr);
+    }
+
     fn alloc_dest(st: &mut State) -> Option<u16> {
         if let Some(s) = st.free_dest.pop_front() {
             return Some(s);
@@ -1032,6 +1092,10 @@ impl Inner {
                 tracing::warn!("dest map: {e}");
             }
         }
+        // The pre-filter lets the new services' packets in before they
+        // are written.
+        let f = filter_words(st, st.mirror.keys());
+        self.write_filter(st, f, true);
         for (key, sv) in &svc_vals {
             if st.svcs.get(key).is_some_and(|s| s.written == Some(*sv)) {
                 continue;
@@ -1269,6 +1333,8 @@ impl Inner {
                 d.tables_mut().1.expire_now(m.id, now);
             }
         }
+        let f = filter_words(st, live.iter());
+        self.write_filter(st, f, false);
         crate::sync::feed(&self.sync, d.conns(), &changed, &live, now);
         let slots: Vec<u16> = st.slots.keys().copied().collect();
         for s in slots {
@@ -1437,6 +1503,7 @@ impl Inner {
             seen: now_units(),
         };
         let nat = info.nat(key.vport);
+        self.filter_vip(&mut st, &key.vaddr);
         if let Err(e) = self.dp.put_conn(&key, &val, nat) {
             tracing::warn!("{e}");
             return;

@@ -37,6 +37,32 @@ pub const EV_XMIT: u32 = 3;
 pub const EV_TOOBIG: u32 = 4;
 pub const EV_TUNICMP: u32 = 5;
 
+/// The address pre-filter (`rvs_addrs`): words of 32 two-bit entries.
+pub const FILTER_WORDS: usize = 2048;
+pub const ADDR_VIP: u64 = 1;
+pub const ADDR_NATRS: u64 = 2;
+
+/// Where the pre-filter keeps `a`'s bits: the word and the shift of its
+/// two bits, as the program's `addr_bits` computes them.
+pub fn addr_filter_pos(a: &IpAddr) -> (usize, u32) {
+    let b = addr16(a);
+    let w = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let mut x = w(0);
+    if a.is_ipv6() {
+        x ^= w(4) ^ w(8) ^ w(12);
+    }
+    let h = x.wrapping_mul(0x9e37_79b1) >> 16;
+    ((h >> 5) as usize, (h & 31) * 2)
+}
+
+/// Sets `bits` (`ADDR_VIP`, `ADDR_NATRS`) for `a` in pre-filter words `f`.
+pub fn addr_filter_set(f: &mut [u64], a: &IpAddr, bits: u64) {
+    let (w, sh) = addr_filter_pos(a);
+    if let Some(x) = f.get_mut(w) {
+        *x |= bits << sh;
+    }
+}
+
 /// An address as 16 network-order bytes (IPv4 first).
 pub fn addr16(a: &IpAddr) -> [u8; 16] {
     let mut b = [0u8; 16];

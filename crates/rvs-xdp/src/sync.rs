@@ -281,6 +281,7 @@ impl SyncHandle {
                 },
                 seen: crate::now_units(),
             };
+            self.inner.note_vip(&e.key.vaddr);
             match self.inner.dp.put_conn(&e.key, &val, nat) {
                 Ok(()) => n += 1,
                 Err(err) => tracing::warn!("synced connection: {err}"),

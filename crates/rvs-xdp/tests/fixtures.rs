@@ -1672,3 +1672,67 @@ fn ring_keeps_the_scheduler_sequence_across_syncs() {
     e.datapath().unpin();
     drop(e);
 }
+
+/// The address pre-filter: an entry for a destination that has no VIP
+/// bit is not looked for (the frame is the kernel's), nor is a NAT reply
+/// from a source without the NAT real-server bit; with the bits, both are
+/// found. Both families.
+#[test]
+fn the_address_filter_decides_what_is_looked_up() {
+    let Some(f) = setup("filter") else { return };
+    let cmac = mac(3);
+    for n in nets() {
+        let other: IpAddr = if n.af == 4 {
+            "198.18.0.99".parse().unwrap()
+        } else {
+            "fd00::99".parse().unwrap()
+        };
+        // A DR entry toward `other` (no service there: no VIP bit).
+        let key = ConnKey {
+            caddr: n.client,
+            cport: 42000,
+            vaddr: other,
+            vport: M_DR,
+            proto: 6,
+        };
+        let val = maps::ConnVal {
+            dest: slot(n.af, M_DR) as u16,
+            state: 1,
+            flags: maps::CONN_NOOUTPUT,
+            seen: rvs_xdp::now_units(),
+        };
+        f.dp.put_conn(&key, &val, None).unwrap();
+        let l = l4(6, 42000, M_DR, ACK);
+        let input = frame(f.dmac, cmac, &n.client, &other, 64, &l);
+        f.expect("no VIP bit", &input, XDP_PASS, &input);
+        f.dp.filter_addr(&other, maps::ADDR_VIP).unwrap();
+        f.expect(
+            "VIP bit",
+            &input,
+            XDP_TX,
+            &frame(mac(2), f.dmac, &n.client, &other, 63, &l),
+        );
+        // A NAT reply entry from `other` (not a NAT real server).
+        let key = ConnKey {
+            caddr: n.client,
+            cport: 42001,
+            vaddr: n.vip,
+            vport: M_NAT,
+            proto: 6,
+        };
+        let val = maps::ConnVal {
+            dest: slot(n.af, M_NAT) as u16,
+            state: 1,
+            flags: 0,
+            seen: rvs_xdp::now_units(),
+        };
+        f.dp.put_conn(&key, &val, Some((other, NAT_PORT))).unwrap();
+        let l = l4(6, NAT_PORT, 42001, ACK);
+        let input = frame(f.dmac, mac(4), &other, &n.client, 64, &l);
+        f.expect("no NAT real-server bit", &input, XDP_PASS, &input);
+        f.dp.filter_addr(&other, maps::ADDR_NATRS).unwrap();
+        let (v, out) = f.run(&input);
+        assert_eq!(v, XDP_TX, "NAT real-server bit: verdict");
+        assert_ne!(out, input, "NAT real-server bit: rewritten");
+    }
+}
