@@ -1341,6 +1341,27 @@ impl Inner {
             self.flush_slot_stats(st, &mut d, s);
         }
         drop(d);
+        // Tunnel real servers: the route's MTU is read again (a route
+        // change, a PMTU exception) with the next hop at their next packet.
+        let tunnels: Vec<u8> = st
+            .slots
+            .iter()
+            .filter(|(_, s)| s.fwd == FwdMethod::Tunnel && s.in_table)
+            .flat_map(|(slot, _)| u32::from(*slot).to_ne_bytes())
+            .collect();
+        if !tunnels.is_empty() {
+            let n = (tunnels.len() / 4) as u32;
+            let nh: Vec<u8> = (0..n)
+                .flat_map(|_| maps::nexthop([0; 6], [0; 6], 0, false))
+                .collect();
+            if let Err(e) =
+                self.dp
+                    .nexthops
+                    .update_batch(&tunnels, &nh, n, MapFlags::ANY, MapFlags::ANY)
+            {
+                tracing::warn!("nexthop map: {e}");
+            }
+        }
     }
 
     /// Follows a change of the interface's MAC address.

@@ -1736,3 +1736,74 @@ fn the_address_filter_decides_what_is_looked_up() {
         assert_ne!(out, input, "NAT real-server bit: rewritten");
     }
 }
+
+/// The route MTU toward a tunnel real server follows route changes: the
+/// engine's tick makes the program read it again. A packet that fits the
+/// old route is forwarded; after `ip route ... mtu` it still is (cached),
+/// until a tick, after which it is over the MTU (not forwarded).
+#[test]
+fn the_tunnel_mtu_follows_the_route_at_each_tick() {
+    use rvs_core::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey};
+    use rvs_ctl::Request;
+    let Some(f) = setup("mtu") else { return };
+    let n = &nets()[0];
+    let d = std::sync::Arc::new(std::sync::Mutex::new(rvs_director::Director::new(
+        rvs_director::DirectorOptions {
+            schedulers: Box::new(rvs_sched::new_scheduler),
+            interfaces: Box::new(|_| None),
+            local_broadcast: Box::new(|_| false),
+            sysctls: Default::default(),
+            conn_seed: 1,
+        },
+    )));
+    let key = ServiceKey::Addr {
+        proto: Protocol::Tcp,
+        addr: n.vip,
+        port: 91,
+    };
+    {
+        let mut dd = d.lock().unwrap();
+        let mut cfg = ServiceConfig::defaults(rvs_core::Af::Inet);
+        cfg.scheduler = "rr".into();
+        assert_eq!(
+            dd.apply(&Request::AddService { key, config: cfg }, 0),
+            rvs_ctl::Response::Ok
+        );
+        let mut dc = DestConfig::new(n.rs_tun, 91);
+        dc.fwd = FwdMethod::Tunnel;
+        let r = dd.apply(
+            &Request::AddDest {
+                service: key,
+                dest: dc,
+            },
+            0,
+        );
+        assert_eq!(r, rvs_ctl::Response::Ok);
+    }
+    let mut o = rvs_xdp::XdpOptions::new("fx0");
+    o.pin_dir = f.dp.pin_dir().join("mtu-engine");
+    o.mode = rvs_xdp::AttachMode::Generic;
+    o.tick = std::time::Duration::from_secs(3600);
+    let e = rvs_xdp::Engine::start(d.clone(), o, std::time::Instant::now()).unwrap();
+    assert!(e.sync().is_empty());
+    let run = |l: &L4| {
+        let input = frame(f.dmac, mac(3), &n.client, &n.vip, 64, l);
+        e.datapath().test_run(&input, f.ifindex, 1).unwrap().verdict
+    };
+    assert_eq!(run(&L4::tcp(47100, 91, SYN)), XDP_TX);
+    // 1400 bytes of IP: 1420 in the tunnel, within 1500.
+    let big = big_tcp(47100, 91, 1400 - 40);
+    assert_eq!(run(&big), XDP_TX, "fits the interface's MTU");
+    // Locked: the FIB helper takes the forwarding view, where a route's
+    // MTU counts when locked (or with net.ipv4.ip_forward_use_pmtu=1).
+    f._ns
+        .run("ip route replace 198.18.0.5/32 dev fx0 mtu lock 1400");
+    assert_eq!(run(&big), XDP_TX, "the next hop (and MTU) is cached");
+    e.tick();
+    assert_eq!(run(&big), XDP_DROP, "over the route's new MTU after a tick");
+    f._ns.run("ip route del 198.18.0.5/32 dev fx0");
+    e.tick();
+    assert_eq!(run(&big), XDP_TX, "the route's MTU is gone again");
+    e.datapath().unpin();
+    drop(e);
+}
