@@ -452,6 +452,62 @@ static __always_inline int dec_ttl(struct xdp_md *ctx, __u8 af)
 	return 1;
 }
 
+/* The UDP checksum of a GUE packet over IPv6 (RFC 8200 wants one; the
+ * kernel's IPVS sends 0 unless --tun-csum, which receivers must then
+ * allow, RFC 6935/6936). Computed without reading the payload, as Linux's
+ * lco_csum does: the inner transport checksum makes the inner segment sum
+ * to the complement of the inner pseudo-header's sum (an ICMPv4 message
+ * sums to zero), so the outer sum needs only the headers. An inner IPv4
+ * UDP datagram without a checksum cannot be summed that way: 0, as the
+ * kernel sends. `u`: the outer UDP header (its GUE header follows, then
+ * the inner packet); `f` describes the inner packet. */
+static __always_inline __u16 gue6_csum(void *data, void *end, struct udphdr *u, struct flow *f)
+{
+	struct ipv6hdr *o = data + ETH_HLEN;
+	__u16 *g = (__u16 *)(u + 1);
+	if ((void *)(o + 1) > end || (void *)(g + 2) > end)
+		return 0;
+	__u32 s = 0;
+	const __u16 *w = (const __u16 *)&o->saddr; /* saddr, daddr */
+#pragma unroll
+	for (int i = 0; i < 16; i++)
+		s += w[i];
+	s += u->len + bpf_htons(IPPROTO_UDP); /* pseudo header */
+	s += u->source + u->dest + u->len + g[0] + g[1];
+	__u32 ps = 0; /* the inner pseudo header */
+	if (f->af == RVS_AF_INET) {
+		__u16 *ih = (__u16 *)(g + 2);
+		if ((void *)(ih + 10) > end)
+			return 0;
+#pragma unroll
+		for (int i = 0; i < 10; i++)
+			s += ih[i];
+		if (f->proto == IPPROTO_ICMP)
+			goto done;
+		if (f->proto == IPPROTO_UDP) {
+			struct udphdr *iu = (struct udphdr *)(ih + 10);
+			if ((void *)(iu + 1) > end || !iu->check)
+				return 0;
+		}
+		ps = ih[6] + ih[7] + ih[8] + ih[9] + bpf_htons(f->proto) + bpf_htons(f->iplen - 20);
+	} else {
+		__u16 *ih = (__u16 *)(g + 2);
+		if ((void *)(ih + 20) > end)
+			return 0;
+#pragma unroll
+		for (int i = 0; i < 20; i++)
+			s += ih[i];
+#pragma unroll
+		for (int i = 4; i < 20; i++)
+			ps += ih[i];
+		ps += ih[2] + bpf_htons(f->proto);
+	}
+	s += (__u16)~csum_fold(ps);
+done:;
+	__u16 c = ~csum_fold(s);
+	return c ? c : 0xffff;
+}
+
 /* Sends the packet to real server `slot` by its method. `f` describes the
  * packet as it is now (after any NAT rewrite). */
 static __always_inline int to_dest(struct xdp_md *ctx, __u32 slot, struct rvs_dest *d, struct flow *f)
@@ -580,6 +636,8 @@ static __always_inline int to_dest(struct xdp_md *ctx, __u32 slot, struct rvs_de
 		g[1] = inner_proto;
 		g[2] = 0;
 		g[3] = 0;
+		if (d->af == RVS_AF_INET6)
+			u->check = gue6_csum(data, end, u, f);
 	} else if (d->tun_type == RVS_TUN_GRE) {
 		__u16 *g = l4;
 		if ((void *)(g + 2) > end)

@@ -331,6 +331,11 @@ fn every_method_family_and_protocol() {
                 };
                 let mut payload = encap;
                 payload.extend_from_slice(&inner);
+                if m == "GUE" && n.af == 6 {
+                    // Over IPv6 the UDP checksum is computed (RFC 8200).
+                    let c = l4_csum(17, &n.dir, &n.rs_tun, &payload);
+                    payload[6..8].copy_from_slice(&c.to_be_bytes());
+                }
                 let expected = eth(
                     mac(5),
                     f.dmac,
