@@ -535,10 +535,14 @@ static __always_inline int to_dest(struct xdp_md *ctx, __u32 slot, struct rvs_de
 				struct iphdr *ip = data + ETH_HLEN;
 				if ((void *)(ip + 1) > end)
 					return XDP_DROP;
-				/* No DF: the kernel would fragment the tunnel
-				 * packet; XDP cannot. */
-				if (!(ip->frag_off & bpf_htons(0x4000)))
-					return XDP_DROP;
+				/* No DF: the kernel fragments the tunnel
+				 * packet (ip_vs_tunnel_xmit); XDP cannot, so
+				 * userspace sends it through the kernel. */
+				if (!(ip->frag_off & bpf_htons(0x4000))) {
+					if (!dec_ttl(ctx, f->af))
+						return XDP_PASS;
+					return to_user(ctx, RVS_EV_FRAG, slot, 0);
+				}
 			}
 			return to_user(ctx, RVS_EV_TOOBIG, nh->mtu > over ? nh->mtu - over : 0, 1);
 		}

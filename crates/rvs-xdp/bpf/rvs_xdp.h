@@ -222,6 +222,11 @@ struct rvs_ifmac {
 			 * RVS_PUNT_MAX bytes), dest = the MTU left for it;
 			 * userspace answers "fragmentation needed" / "packet
 			 * too big" */
+#define RVS_EV_FRAG 6 /* an IPv4 packet without DF too big for the tunnel
+		      * (TTL decremented; at most RVS_PUNT_MAX bytes, larger
+		      * ones are dropped), dest = the real-server slot:
+		      * userspace sends it through the kernel's tunnel
+		      * sockets, which fragment the tunnel packet */
 #define RVS_EV_TUNICMP 5 /* an ICMP error about one of our tunnel packets
 			  * (at most RVS_PUNT_MAX bytes): userspace sends the
 			  * client the error about its own packet */

@@ -1406,6 +1406,16 @@ impl Inner {
                         }
                     }
                 }
+                Some(Event::Frag { dest, frame }) => {
+                    let st = lock(&me.state);
+                    let d = st.slots.get(&(dest as u16)).and_then(|s| s.written);
+                    drop(st);
+                    if let Some(d) = d {
+                        if let Err(e) = crate::xmit::send_tunnel(&frame, &d) {
+                            tracing::debug!("{e}");
+                        }
+                    }
+                }
                 Some(Event::Neigh { dest }) => {
                     let st = lock(&me.state);
                     let a = st.slots.get(&(dest as u16)).map(|s| s.addr);

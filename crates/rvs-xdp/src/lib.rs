@@ -46,4 +46,4 @@ pub use marks::MarkRule;
 pub use sync::{
     synced_entries, SendGate, SharedSender, SyncFeed, SyncHandle, SyncLink, SyncedEntry,
 };
-pub use xmit::RawXmit;
+pub use xmit::{send_tunnel, tunnel_payload, RawXmit};

@@ -36,6 +36,7 @@ pub const EV_NEIGH: u32 = 2;
 pub const EV_XMIT: u32 = 3;
 pub const EV_TOOBIG: u32 = 4;
 pub const EV_TUNICMP: u32 = 5;
+pub const EV_FRAG: u32 = 6;
 
 /// The address pre-filter (`rvs_addrs`): words of 32 two-bit entries.
 pub const FILTER_WORDS: usize = 2048;
@@ -391,6 +392,10 @@ pub enum Event {
     /// inside the tunnel; the client gets "fragmentation needed" /
     /// "packet too big".
     TooBig { mtu: u32, frame: Vec<u8> },
+    /// An IPv4 packet without DF too big for the tunnel toward real-server
+    /// slot `dest` (its TTL decremented): to be tunnelled by the kernel,
+    /// which fragments the tunnel packet.
+    Frag { dest: u32, frame: Vec<u8> },
     /// An ICMP error about one of the engine's tunnel packets (at most
     /// [`PUNT_MAX`] bytes of the frame): the client gets the error about
     /// its own packet.
@@ -412,7 +417,7 @@ impl Event {
                 })
             }
             EV_NEIGH => Some(Event::Neigh { dest }),
-            EV_XMIT | EV_TOOBIG | EV_TUNICMP => {
+            EV_XMIT | EV_TOOBIG | EV_TUNICMP | EV_FRAG => {
                 let len = len as usize;
                 if len > PUNT_MAX || b.len() < 16 + len {
                     return None;
@@ -421,6 +426,7 @@ impl Event {
                 Some(match kind {
                     EV_XMIT => Event::Xmit { frame },
                     EV_TOOBIG => Event::TooBig { mtu: dest, frame },
+                    EV_FRAG => Event::Frag { dest, frame },
                     _ => Event::TunnelIcmp { frame },
                 })
             }

@@ -6,8 +6,11 @@
 //! header included) can. The kernel routes the packet, resolves the
 //! neighbour (queueing the packet meanwhile) and sends it, so no reply is
 //! lost and the next ones find the neighbour from the program.
+//! Also IPv4 packets without DF too big for a tunnel: the kernel's own
+//! tunnel sockets fragment the tunnel packet ([`send_tunnel`]).
 
 use crate::datapath::Error;
+use crate::maps::DestVal;
 use nix::sys::socket::{
     sendto, socket, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn,
     SockaddrIn6,
@@ -66,6 +69,75 @@ impl RawXmit {
         .map(|_| ())
         .map_err(|e| Error(format!("sending a NAT reply through the kernel: {e}")))
     }
+}
+
+/// The tunnel payload of an IPv4 packet without DF too big for the
+/// tunnel toward `d`, for the kernel's sockets to send (they add the outer
+/// IP header and fragment it, as `ip_vs_tunnel_xmit` has the kernel do):
+/// the encapsulation the socket does not write (GRE: its header; GUE: the
+/// GUE header, the socket writing UDP; IPIP: none) and the packet; with
+/// the IP protocol (IPIP, GRE) or UDP port (GUE) to send to, and the TOS
+/// and TTL the outer header copies. `None`: not an IPv4 packet.
+pub fn tunnel_payload(frame: &[u8], d: &DestVal) -> Option<(Vec<u8>, u16, u8, u8)> {
+    let ip = frame.get(ETH_HLEN..)?;
+    if frame.get(12..14)? != [0x08, 0x00] || ip.len() < 20 || ip[0] >> 4 != 4 {
+        return None;
+    }
+    let len = u16::from_be_bytes([ip[2], ip[3]]) as usize;
+    if len < 20 || len > ip.len() {
+        return None;
+    }
+    let mut tos = ip[1];
+    if tos & 3 == 3 {
+        tos = (tos & !3) | 2; // CE is not copied: ECT(0)
+    }
+    let (mut p, to) = match d.tun_type {
+        1 => (vec![0, 4, 0, 0], d.tun_port),
+        2 => (vec![0, 0, 0x08, 0x00], 47),
+        _ => (Vec::new(), 4),
+    };
+    p.extend_from_slice(&ip[..len]);
+    Some((p, to, tos, ip[8]))
+}
+
+/// Sends [`tunnel_payload`]'s packet to tunnel real server `d` through a
+/// kernel socket (raw IPIP / GRE, or UDP for GUE) bound to the tunnel's
+/// source address: the kernel routes it and fragments the tunnel packet.
+pub fn send_tunnel(frame: &[u8], d: &DestVal) -> Result<(), Error> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let e = |what: &str, err: std::io::Error| Error(format!("tunnel packet: {what}: {err}"));
+    let (payload, to, tos, ttl) = tunnel_payload(frame, d)
+        .ok_or_else(|| Error("tunnel packet: not an IPv4 packet".to_string()))?;
+    let v4 = d.addr.is_ipv4();
+    let domain = if v4 { Domain::IPV4 } else { Domain::IPV6 };
+    let gue = d.tun_type == 1;
+    let s = if gue {
+        Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
+    } else {
+        Socket::new(domain, Type::RAW, Some(Protocol::from(i32::from(to))))
+    }
+    .map_err(|err| e("socket (needs CAP_NET_RAW)", err))?;
+    let src = crate::maps::addr_from(crate::maps::af_of(&d.addr), &d.tun_src);
+    if !src.is_unspecified() {
+        s.bind(&SockAddr::from(std::net::SocketAddr::new(src, 0)))
+            .map_err(|err| e("bind", err))?;
+    }
+    if v4 {
+        s.set_tos_v4(u32::from(tos)).map_err(|err| e("TOS", err))?;
+        s.set_ttl_v4(u32::from(ttl)).map_err(|err| e("TTL", err))?;
+    } else {
+        s.set_tclass_v6(u32::from(tos))
+            .map_err(|err| e("traffic class", err))?;
+        s.set_unicast_hops_v6(u32::from(ttl))
+            .map_err(|err| e("hop limit", err))?;
+    }
+    let port = if gue { to } else { 0 };
+    s.send_to(
+        &payload,
+        &SockAddr::from(std::net::SocketAddr::new(d.addr, port)),
+    )
+    .map_err(|err| e("send", err))?;
+    Ok(())
 }
 
 fn open(slot: &mut Option<OwnedFd>, af: AddressFamily) -> Result<RawFd, Error> {

@@ -1398,8 +1398,9 @@ fn big_tcp(sport: u16, dport: u16, len: usize) -> L4 {
 /// packet to userspace with the MTU left inside the tunnel (the route's
 /// less the outer headers), and userspace's answer is "fragmentation
 /// needed" / "packet too big" from the virtual address quoting it. An
-/// IPv4 packet without DF is dropped (XDP cannot fragment). Packets that
-/// fit are tunnelled as before.
+/// IPv4 packet without DF goes to userspace, which has the kernel tunnel
+/// it (and fragment the tunnel packet, as the kernel's IPVS does). Packets
+/// that fit are tunnelled as before.
 #[test]
 fn tunnel_packets_over_the_mtu_get_packet_too_big() {
     let Some(f) = setup("ptb") else { return };
@@ -1454,21 +1455,73 @@ fn tunnel_packets_over_the_mtu_get_packet_too_big() {
             assert_eq!(hex(&reply), hex(&want), "{what}: the answer");
         }
     }
-    // IPv4 without DF: dropped, no answer.
+    // IPv4 without DF: handed to userspace (TTL decremented) with the
+    // real server's slot; userspace has the kernel tunnel and fragment it.
     let n = &nets()[0];
-    let big = big_tcp(47000, M_IPIP, 1300);
-    let mut input = frame(f.dmac, cmac, &n.client, &n.vip, 64, &big);
-    input[14 + 6] = 0;
-    let cs = fold(sum(&{
-        let mut h = input[14..34].to_vec();
-        h[10] = 0;
-        h[11] = 0;
-        h
-    }));
-    input[24..26].copy_from_slice(&cs.to_be_bytes());
-    f.dp.drain_events();
-    assert_eq!(f.run(&input).0, XDP_DROP, "no DF");
-    assert!(f.dp.drain_events().is_empty(), "no DF: no answer");
+    let no_df = |ttl: u8, port: u16| {
+        let big = big_tcp(47000, port, 1300);
+        let mut input = frame(f.dmac, cmac, &n.client, &n.vip, ttl, &big);
+        input[14 + 6] = 0;
+        input[24] = 0;
+        input[25] = 0;
+        let cs = fold(sum(&input[14..34]));
+        input[24..26].copy_from_slice(&cs.to_be_bytes());
+        input
+    };
+    let frags = || -> Vec<u64> {
+        let snmp = f._ns.run("cat /proc/net/snmp");
+        let mut l = snmp.lines().filter(|l| l.starts_with("Ip:"));
+        let (names, vals) = (l.next().unwrap(), l.next().unwrap());
+        let col = |name: &str| {
+            let i = names.split_whitespace().position(|x| x == name).unwrap();
+            vals.split_whitespace()
+                .nth(i)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        };
+        vec![col("FragOKs"), col("FragCreates")]
+    };
+    for (m, port, tun) in [("IPIP", M_IPIP, 0u8), ("GUE", M_GUE, 1), ("GRE", M_GRE, 2)] {
+        let input = no_df(64, port);
+        f.dp.drain_events();
+        assert_eq!(f.run(&input).0, XDP_DROP, "{m} no DF");
+        let ev = f.dp.drain_events();
+        let Some(maps::Event::Frag { dest, frame: got }) = ev.first().cloned() else {
+            panic!("{m} no DF: no event: {ev:?}");
+        };
+        assert_eq!(dest, slot(4, port), "{m} no DF: the slot");
+        assert_eq!(hex(&got), hex(&no_df(63, port)), "{m} no DF: TTL - 1");
+        let d = DestVal {
+            addr: n.rs_tun,
+            tun_src: maps::addr16(&n.dir),
+            fwd: maps::FWD_TUNNEL,
+            tun_type: tun,
+            flags: maps::DEST_AVAILABLE,
+            port: 0,
+            tun_port: GUE_PORT,
+            svc: 0,
+            id_port: port,
+        };
+        let (payload, to, tos, ttl) = rvs_xdp::tunnel_payload(&got, &d).unwrap();
+        let encap = [0, 4, 4][tun as usize]; // GUE: the socket writes UDP
+        assert_eq!(payload.len(), encap + 1340, "{m}: payload");
+        assert_eq!(&payload[encap..], &got[14..], "{m}: the packet inside");
+        assert_eq!(
+            (to, tos, ttl),
+            ([4, GUE_PORT, 47][tun as usize], 0, 63),
+            "{m}: where to, TOS, TTL"
+        );
+        // The kernel sends it in two fragments over the 1300-byte link.
+        let before = frags();
+        rvs_xdp::send_tunnel(&got, &d).unwrap();
+        let after = frags();
+        assert_eq!(
+            (after[0] - before[0], after[1] - before[1]),
+            (1, 2),
+            "{m}: fragmented by the kernel"
+        );
+    }
 }
 
 /// ICMP errors about the director's own tunnel packets (from a router on
