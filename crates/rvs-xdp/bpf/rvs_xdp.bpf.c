@@ -279,6 +279,8 @@ struct flow {
 	__u8 proto;
 	__u8 tcpflags;
 	__u8 icmp;   /* the packet is an ICMP error about this flow */
+	__u8 secure; /* the secure_tcp table applies (RVS_CFG_SECURE_TCP) */
+	__u8 pad[3];
 	__u16 sport; /* network order */
 	__u16 dport;
 	__u8 saddr[16];
@@ -828,7 +830,7 @@ static __always_inline int nat_lookup(__u8 af, const __u8 *r, __u16 rp, const __
 
 /* ---- the TCP state machine (rvs-conn's tables) ---- */
 
-static __always_inline void tcp_transition(struct rvs_conn *c, __u8 dir, __u8 flags)
+static __always_inline void tcp_transition(struct rvs_conn *c, __u8 dir, __u8 flags, __u8 secure)
 {
 	int ev;
 	if (flags & 0x04)
@@ -848,7 +850,7 @@ static __always_inline void tcp_transition(struct rvs_conn *c, __u8 dir, __u8 fl
 		c->state = TCP_S_CLOSE;
 		return;
 	}
-	__u8 next = rvs_tcp_next[dir][ev][s];
+	__u8 next = rvs_tcp_next[secure ? 1 : 0][dir][ev][s];
 	if (next != s)
 		c->state = next;
 }
@@ -928,7 +930,7 @@ static __always_inline int request(struct xdp_md *ctx, struct flow *f, struct rv
 				   __u32 slot, struct rvs_dest *d)
 {
 	if (f->proto == IPPROTO_TCP && !f->icmp)
-		tcp_transition(c, (c->flags & RVS_CONN_NOOUTPUT) ? 2 : 0, f->tcpflags);
+		tcp_transition(c, (c->flags & RVS_CONN_NOOUTPUT) ? 2 : 0, f->tcpflags, f->secure);
 	/* Written only when it changes (once a jiffy at most): the entry's
 	 * cache line is not dirtied by every packet. */
 	__u32 now = now_units();
@@ -967,7 +969,7 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct flow *f)
 	val.flags = d->fwd == RVS_FWD_MASQ ? 0 : RVS_CONN_NOOUTPUT;
 	val.seen = now_units();
 	if (f->proto == IPPROTO_TCP)
-		tcp_transition(&val, (val.flags & RVS_CONN_NOOUTPUT) ? 2 : 0, f->tcpflags);
+		tcp_transition(&val, (val.flags & RVS_CONN_NOOUTPUT) ? 2 : 0, f->tcpflags, f->secure);
 	if (conn_insert(f->af, f->saddr, f->sport, f->daddr, f->dport, f->proto, &val))
 		return XDP_DROP; /* another CPU created it a moment ago: the retransmission finds it */
 	if (d->fwd == RVS_FWD_MASQ)
@@ -1042,7 +1044,7 @@ static __always_inline int reply(struct xdp_md *ctx, struct flow *f, __u8 *vaddr
 	if (!c)
 		return XDP_PASS;
 	if (f->proto == IPPROTO_TCP)
-		tcp_transition(c, 1, f->tcpflags);
+		tcp_transition(c, 1, f->tcpflags, f->secure);
 	__u32 now = now_units();
 	if (c->seen != now)
 		c->seen = now;
@@ -1310,6 +1312,7 @@ static __always_inline int l4(struct xdp_md *ctx, struct flow *f)
 	struct rvs_config *cfg = config();
 	if (!cfg)
 		return XDP_DROP;
+	f->secure = !!(cfg->flags & RVS_CFG_SECURE_TCP);
 	int vip = (addr_bits(f->af, f->daddr) & RVS_ADDR_VIP) || (cfg->flags & RVS_CFG_MARKS);
 	if (vip) {
 		struct rvs_conn *c = conn_lookup(f->af, f->saddr, f->sport, f->daddr, f->dport, f->proto);

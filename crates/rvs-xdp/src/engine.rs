@@ -703,6 +703,9 @@ impl Inner {
         if sysctls.conn_reuse_mode != 0 {
             flags |= maps::CFG_CONN_REUSE;
         }
+        if sysctls.secure_tcp_active() {
+            flags |= maps::CFG_SECURE_TCP;
+        }
         let budget = self
             .dp
             .config
@@ -1251,6 +1254,7 @@ impl Inner {
         let units = now_units();
         let entries = self.dp.conns();
         let mut d = lock(&self.director);
+        self.follow_secure_tcp(d.conns().sysctls.secure_tcp_active());
         let timeouts = d.conns().timeouts.clone();
         let mut live: HashSet<ConnKey> = HashSet::with_capacity(entries.len());
         let mut changed: Vec<(ConnKey, ConnId)> = Vec::new();
@@ -1360,6 +1364,28 @@ impl Inner {
                     .update_batch(&tunnels, &nh, n, MapFlags::ANY, MapFlags::ANY)
             {
                 tracing::warn!("nexthop map: {e}");
+            }
+        }
+    }
+
+    /// Follows the secure_tcp defence (the director's table switches it
+    /// on and off): the program's TCP table with it.
+    fn follow_secure_tcp(&self, on: bool) {
+        let Some(v) = self
+            .dp
+            .config
+            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .filter(|v| v.len() >= 8)
+        else {
+            return;
+        };
+        let flags = u32::from_ne_bytes([v[0], v[1], v[2], v[3]]);
+        let budget = u32::from_ne_bytes([v[4], v[5], v[6], v[7]]);
+        if (flags & maps::CFG_SECURE_TCP != 0) != on {
+            if let Err(e) = self.dp.set_config(flags ^ maps::CFG_SECURE_TCP, budget) {
+                tracing::warn!("{e}");
             }
         }
     }

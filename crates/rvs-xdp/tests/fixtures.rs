@@ -1865,3 +1865,76 @@ fn the_tunnel_mtu_follows_the_route_at_each_tick() {
     e.datapath().unpin();
     drop(e);
 }
+
+/// The secure_tcp defence (`RVS_CFG_SECURE_TCP`, which the engine sets
+/// while the director's table has it active): the program moves NAT and
+/// DR connections through rvs-conn's secure table, where a spoofed
+/// handshake never becomes established; without it, the normal table.
+#[test]
+fn secure_tcp_switches_the_state_table() {
+    use rvs_conn::tcp::{self, TableDir};
+    let Some(f) = setup("secure") else { return };
+    let n = &nets()[0];
+    let cmac = mac(3);
+    let mut seqs = Vec::new();
+    for (secure, cport) in [(false, 43000u16), (true, 43001)] {
+        let mut cfg = maps::CFG_CONN_REUSE;
+        if secure {
+            cfg |= maps::CFG_SECURE_TCP;
+        }
+        f.dp.set_config(cfg, 100).unwrap();
+        let key = ConnKey {
+            caddr: n.client,
+            cport,
+            vaddr: n.vip,
+            vport: M_NAT,
+            proto: 6,
+        };
+        // NAT: client SYN, real server SYN+ACK, client ACK, real server ACK.
+        let mut got = Vec::new();
+        let mut want = Vec::new();
+        let mut st = tcp::NONE;
+        for (from_client, flags) in [(true, SYN), (false, SYN | ACK), (true, ACK), (false, ACK)] {
+            let input = if from_client {
+                let l = l4(6, cport, M_NAT, flags);
+                frame(f.dmac, cmac, &n.client, &n.vip, 64, &l)
+            } else {
+                let l = l4(6, NAT_PORT, cport, flags);
+                frame(f.dmac, mac(4), &n.rs_nat, &n.client, 64, &l)
+            };
+            assert_eq!(f.run(&input).0, XDP_TX);
+            got.push(f.dp.conn(&key).unwrap().state);
+            let dir = if from_client {
+                TableDir::Input
+            } else {
+                TableDir::Output
+            };
+            st = tcp::next_state(secure, dir, flags, st);
+            want.push(st);
+        }
+        assert_eq!(got, want, "NAT, secure_tcp {secure}");
+        // DR: SYN, then the client's ACK.
+        let key = ConnKey { vport: M_DR, ..key };
+        let mut st = tcp::NONE;
+        for flags in [SYN, ACK] {
+            let l = l4(6, cport, M_DR, flags);
+            assert_eq!(
+                f.run(&frame(f.dmac, cmac, &n.client, &n.vip, 64, &l)).0,
+                XDP_TX
+            );
+            st = tcp::next_state(secure, TableDir::InputOnly, flags, st);
+            assert_eq!(
+                f.dp.conn(&key).unwrap().state,
+                st,
+                "DR, secure_tcp {secure}"
+            );
+            got.push(st);
+        }
+        seqs.push(got);
+    }
+    assert_ne!(seqs[0], seqs[1], "the two tables differ on these packets");
+    assert_eq!(
+        seqs[1][..4],
+        [tcp::SYN_RECV, tcp::SYNACK, tcp::SYNACK, tcp::ESTABLISHED]
+    );
+}
