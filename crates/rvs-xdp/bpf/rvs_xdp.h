@@ -143,7 +143,7 @@ struct rvs_conn {
 	__u16 dest;
 	__u8 state;
 	__u8 flags;
-	__u32 seen; /* bpf_ktime_get_ns() >> 20 (units of 1.048576 ms) */
+	__u32 seen; /* jiffies (low 32 bits) of the last packet */
 };
 
 /* NAT replies: real server side -> the virtual address and port. */

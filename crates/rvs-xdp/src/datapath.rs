@@ -158,6 +158,7 @@ impl Datapath {
             pin_dir: pin_dir.to_path_buf(),
             attached: std::sync::Mutex::new(None),
         };
+        d.read_jiffies()?;
         Ok(d)
     }
 
@@ -167,12 +168,44 @@ impl Datapath {
     }
 
     fn with_prog<T>(&self, f: impl FnOnce(&libbpf_rs::ProgramMut<'_>) -> T) -> Result<T, Error> {
+        self.with_named_prog("rvs_xdp", f)
+    }
+
+    fn with_named_prog<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&libbpf_rs::ProgramMut<'_>) -> T,
+    ) -> Result<T, Error> {
         let p = self
             .obj
             .progs_mut()
-            .find(|p| p.name() == "rvs_xdp")
-            .ok_or_else(|| Error("BPF object has no program rvs_xdp".into()))?;
+            .find(|p| p.name() == name)
+            .ok_or_else(|| Error(format!("BPF object has no program {name}")))?;
         Ok(f(&p))
+    }
+
+    /// Reads the kernel's jiffies (the program's clock for `seen`) and
+    /// sets [`jiffies_now`]'s reference to them.
+    pub fn read_jiffies(&self) -> Result<u64, Error> {
+        let frame = [0u8; 64];
+        let mut out = vec![0u8; 64 + 256];
+        let r = self.with_named_prog("rvs_clock", |p| {
+            let input = ProgramInput {
+                data_in: Some(&frame),
+                data_out: Some(&mut out),
+                repeat: 1,
+                ..Default::default()
+            };
+            p.test_run(input).map(|o| o.return_value)
+        })?;
+        let verdict = r.map_err(err("reading the kernel's jiffies"))?;
+        if verdict != XDP_PASS {
+            return Err(Error("reading the kernel's jiffies: no answer".into()));
+        }
+        let j = u64::from_ne_bytes(out[..8].try_into().unwrap_or([0; 8]));
+        let mut c = CLOCK.lock().unwrap_or_else(|p| p.into_inner());
+        *c = Some((j, mono_ns()));
+        Ok(j)
     }
 
     /// Attaches the program to interface `ifindex`, atomically replacing
@@ -575,6 +608,36 @@ impl Drop for Datapath {
 }
 
 /// `struct xdp_md` for a test run: data 0, data_end = the frame's length.
+/// The last reading of the kernel's jiffies and the monotonic time then.
+static CLOCK: std::sync::Mutex<Option<(u64, u64)>> = std::sync::Mutex::new(None);
+
+fn mono_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+/// The length of a jiffy in ns: the coarse clocks' resolution (1 / HZ).
+pub(crate) fn jiffy_ns() -> u64 {
+    static NS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *NS.get_or_init(|| {
+        nix::time::clock_getres(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)
+            .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+            .ok()
+            .filter(|&ns| (100_000..=100_000_000).contains(&ns))
+            .unwrap_or(4_000_000)
+    })
+}
+
+/// The kernel's jiffies now, from the last [`Datapath::read_jiffies`]
+/// and the monotonic clock since (jiffies follow it); the monotonic clock
+/// in jiffies before any reading.
+pub(crate) fn jiffies_now() -> u64 {
+    let c = *CLOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let (j0, t0) = c.unwrap_or((0, 0));
+    j0 + mono_ns().saturating_sub(t0) / jiffy_ns()
+}
+
 fn xdp_md(len: usize, ifindex: u32) -> Vec<u8> {
     let mut ctx = Vec::with_capacity(24);
     for v in [0u32, len as u32, 0, ifindex, 0, 0] {

@@ -227,15 +227,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// `bpf_ktime_get_ns() >> 20`, the clock of the entries' `seen` field.
+/// The clock of the entries' `seen` field: the kernel's jiffies (low 32
+/// bits), as the program reads them. Estimated from the monotonic clock
+/// and the last [`Datapath`] reading of the kernel's counter (at load and
+/// at every tick), so within a jiffy or two of it.
 pub fn now_units() -> u32 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| ((t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64) >> 20) as u32)
-        .unwrap_or(0)
+    crate::datapath::jiffies_now() as u32
 }
 
 fn units_to_ms(u: u32) -> Time {
-    u as Time * 1_048_576 / 1_000_000
+    u as Time * crate::datapath::jiffy_ns() / 1_000_000
 }
 
 impl Engine {
@@ -1251,6 +1252,9 @@ impl Inner {
             return;
         }
         let now = self.now();
+        if let Err(e) = self.dp.read_jiffies() {
+            tracing::warn!("{e}");
+        }
         let units = now_units();
         let entries = self.dp.conns();
         let mut d = lock(&self.director);

@@ -315,7 +315,7 @@ pub struct ConnVal {
     pub dest: u16,
     pub state: u8,
     pub flags: u8,
-    /// `bpf_ktime_get_ns() >> 20`.
+    /// The kernel's jiffies (low 32 bits) of the last packet ([`crate::now_units`]).
     pub seen: u32,
 }
 

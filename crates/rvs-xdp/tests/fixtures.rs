@@ -1938,3 +1938,33 @@ fn secure_tcp_switches_the_state_table() {
         [tcp::SYN_RECV, tcp::SYNACK, tcp::SYNACK, tcp::ESTABLISHED]
     );
 }
+
+/// The entries' clock: what the program writes in `seen` (jiffies) is
+/// what userspace's `now_units` says, now and 100 ms later.
+#[test]
+fn the_entries_clock_is_userspaces() {
+    let Some(f) = setup("clock") else { return };
+    let n = &nets()[0];
+    let seen = |cport: u16| {
+        let l = l4(6, cport, M_DR, SYN);
+        assert_eq!(
+            f.run(&frame(f.dmac, mac(3), &n.client, &n.vip, 64, &l)).0,
+            XDP_TX
+        );
+        let key = ConnKey {
+            caddr: n.client,
+            cport,
+            vaddr: n.vip,
+            vport: M_DR,
+            proto: 6,
+        };
+        f.dp.conn(&key).unwrap().seen
+    };
+    let close = |a: u32, b: u32| (a.wrapping_sub(b) as i32).abs() <= 2;
+    let (a, u) = (seen(44000), rvs_xdp::now_units());
+    assert!(close(a, u), "program {a}, userspace {u}");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let (b, u) = (seen(44001), rvs_xdp::now_units());
+    assert!(close(b, u), "100 ms later: program {b}, userspace {u}");
+    assert!(b.wrapping_sub(a) > 0, "the clock moved");
+}
