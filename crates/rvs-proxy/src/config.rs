@@ -112,6 +112,11 @@ pub struct EngineConfig {
     /// the workers check that their entries are still alive).
     pub flush_interval: Duration,
     pub relay: RelayMethod,
+    /// Relay established TCP connections through an io_uring per worker
+    /// (fewer system calls per message); falls back to the readiness
+    /// relay, with a log line, where the kernel or a sandbox refuses
+    /// io_uring. Not used with [`RelayMethod::Splice`].
+    pub io_uring: bool,
     /// Listen backlog of every TCP listener (capped by `net.core.somaxconn`).
     pub backlog: u32,
 }
@@ -125,6 +130,7 @@ impl Default for EngineConfig {
             idle_timeout: None,
             flush_interval: Duration::from_secs(1),
             relay: RelayMethod::default(),
+            io_uring: true,
             backlog: 4096,
         }
     }

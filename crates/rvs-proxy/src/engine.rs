@@ -48,6 +48,7 @@ struct Listening {
 /// service of a director. See the crate documentation.
 pub struct Engine {
     shared: Arc<Shared>,
+    io_uring_workers: usize,
     workers: Vec<WorkerHandle>,
     listening: Mutex<HashMap<ServiceKey, Listening>>,
     backlog: u32,
@@ -98,23 +99,30 @@ impl Engine {
             idle_timeout: config.idle_timeout,
             flush_interval: config.flush_interval,
             relay: config.relay,
+            io_uring: config.io_uring && config.relay != crate::config::RelayMethod::Splice,
             live: Arc::default(),
         });
         let options = Arc::new(config.options);
         let mut workers = Vec::with_capacity(n);
+        let (ready_tx, ready) = std::sync::mpsc::channel();
         for i in 0..n {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let (s, o) = (shared.clone(), options.clone());
+            let (s, o, r) = (shared.clone(), options.clone(), ready_tx.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("rvs-proxy-{i}"))
-                .spawn(move || worker::run(i, s, o, rx))?;
+                .spawn(move || worker::run(i, s, o, rx, r))?;
             workers.push(WorkerHandle {
                 tx,
                 thread: Some(thread),
             });
         }
+        drop(ready_tx);
+        // Each worker says whether its io_uring relay is up (a worker whose
+        // runtime failed says nothing).
+        let io_uring_workers = ready.iter().filter(|&ring| ring).count();
         Ok(Engine {
             shared,
+            io_uring_workers,
             workers,
             listening: Mutex::new(HashMap::new()),
             backlog: config.backlog,
@@ -129,6 +137,20 @@ impl Engine {
     }
 
     /// TCP connections and UDP flows being carried right now.
+    /// Workers relaying TCP through io_uring (the others use epoll).
+    pub fn io_uring_workers(&self) -> usize {
+        self.io_uring_workers
+    }
+
+    /// The TCP relay in use: `io_uring`, `epoll`, or `mixed`.
+    pub fn relay_name(&self) -> &'static str {
+        match self.io_uring_workers {
+            0 => "epoll",
+            n if n == self.workers.len() => "io_uring",
+            _ => "mixed",
+        }
+    }
+
     pub fn connections(&self) -> usize {
         self.shared.live.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -136,6 +158,22 @@ impl Engine {
     /// Whether this process may use IP_TRANSPARENT / TPROXY.
     pub fn privileged(&self) -> bool {
         self.privileged
+    }
+
+    /// Waits (at most a second) until every worker has carried out the
+    /// commands sent so far.
+    fn barrier(&self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.broadcast(|| Command::Barrier(tx.clone()));
+        drop(tx);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        for _ in &self.workers {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if rx.recv_timeout(left).is_err() {
+                tracing::warn!("a proxy worker did not confirm a listener change within 1 s");
+                return;
+            }
+        }
     }
 
     fn broadcast(&self, mut make: impl FnMut() -> Command) {
@@ -162,9 +200,15 @@ impl Engine {
             .filter(|k| !keys.contains(k))
             .copied()
             .collect();
+        let unlistened = !gone.is_empty();
         for k in gone {
             listening.remove(&k);
             self.broadcast(|| Command::Unlisten(k));
+        }
+        if unlistened {
+            // A deleted service refuses new clients once `-D` returns, as
+            // the kernel's does.
+            self.barrier();
         }
         for k in keys {
             if listening.contains_key(&k) {

@@ -28,7 +28,8 @@
 //! methods below the socket layer (`-g`, `-i`) and SCTP are refused
 //! ([`Engine::admit`]): they are the xdp engine's. The only `unsafe` code
 //! is in the `sys` module (`splice`, `pipe2`, `setrlimit`, and registering
-//! a listener as an `AsyncFd`).
+//! a listener as an `AsyncFd`) and the `uring` module (the io_uring relay:
+//! submissions that refer to buffers the module owns).
 
 mod config;
 mod engine;
@@ -39,6 +40,7 @@ mod sys;
 mod tcp;
 mod track;
 mod udp;
+mod uring;
 mod worker;
 
 pub use config::{ClientAddressing, EngineConfig, ProxyOptions, ProxyProtocol, RelayMethod};

@@ -134,6 +134,20 @@ impl<'a> Relay<'a> {
         self.up.eof = client_eof;
     }
 
+    /// Continues a connection another relay started: `done[0]` (client to
+    /// real server) and `done[1]` say which directions have already passed
+    /// their end of stream on, `bulk` which carry bulk data.
+    pub fn resume(&mut self, done: [bool; 2], bulk: [bool; 2]) {
+        for (h, (d, b)) in [&mut self.up, &mut self.down]
+            .into_iter()
+            .zip(done.into_iter().zip(bulk))
+        {
+            h.done = d;
+            h.eof = d;
+            h.bulk = b;
+        }
+    }
+
     /// Whether both directions have finished.
     pub fn finished(&self) -> bool {
         self.up.done && self.down.done

@@ -3,16 +3,19 @@
 //! sides are done, with every life event reported to the table so that
 //! `-L -n` and `-L -c` show the truth.
 
+use crate::config::RelayMethod;
 use crate::proxy_protocol::{self, Transport};
 use crate::relay::{Event, Relay};
 use crate::sock;
 use crate::track::{Registration, Tracked};
+use crate::uring::{RelayStart, Ring, RingEvent};
 use crate::worker::Worker;
 use rvs_conn::ProxyEvent;
 use rvs_core::{Protocol, ServiceKey};
 use socket2::Socket;
 use std::io::{self, Read};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
@@ -23,7 +26,7 @@ use tokio::net::TcpStream;
 pub(crate) async fn accept_loop(
     w: Rc<Worker>,
     key: ServiceKey,
-    listener: AsyncFd<std::net::TcpListener>,
+    listener: Rc<AsyncFd<std::net::TcpListener>>,
 ) {
     loop {
         let mut guard = match listener.readable().await {
@@ -196,6 +199,9 @@ async fn serve(w: Rc<Worker>, key: ServiceKey, client: Socket, peer: SocketAddr)
             return;
         }
     };
+    if let Some(ring) = w.ring.clone() {
+        return serve_ring(&w, &ring, &tracked, peer, target.dest, client, opening).await;
+    }
     let streams = TcpStream::from_std(std::net::TcpStream::from(client)).and_then(|c| {
         TcpStream::from_std(std::net::TcpStream::from(opening.server)).map(|s| (c, s))
     });
@@ -241,6 +247,18 @@ async fn serve(w: Rc<Worker>, key: ServiceKey, client: Socket, peer: SocketAddr)
 
     let mut relay = Relay::new(client, server, &w.relay, &tracked);
     relay.prime(opening.unsent, opening.client_eof);
+    relay_events(&w, &tracked, peer, target.dest, relay).await;
+}
+
+/// Relays with the readiness relay until both sides are done, reporting
+/// every event to the connection table, then closes (or resets) both sockets.
+async fn relay_events(
+    w: &Worker,
+    tracked: &Tracked,
+    peer: SocketAddr,
+    dest: SocketAddr,
+    mut relay: Relay<'_>,
+) {
     let end = loop {
         let ev = std::future::poll_fn(|cx| {
             if tracked.poll_cancelled(cx).is_ready() {
@@ -259,19 +277,19 @@ async fn serve(w: Rc<Worker>, key: ServiceKey, client: Socket, peer: SocketAddr)
                     _ => ProxyEvent::ServerFin,
                 };
                 if relay.finished() {
-                    w.report(&tracked, &[fin, ProxyEvent::Closed]);
+                    w.report(tracked, &[fin, ProxyEvent::Closed]);
                     break End::Done;
                 }
-                w.report(&tracked, &[fin]);
+                w.report(tracked, &[fin]);
             }
             Event::ClientReset(e) => {
                 tracing::trace!(client = %peer, "client side failed: {e}");
-                w.report(&tracked, &[ProxyEvent::ClientReset, ProxyEvent::Closed]);
+                w.report(tracked, &[ProxyEvent::ClientReset, ProxyEvent::Closed]);
                 break End::Aborted;
             }
             Event::ServerReset(e) => {
-                tracing::trace!(rs = %target.dest, "real-server side failed: {e}");
-                w.report(&tracked, &[ProxyEvent::ServerReset, ProxyEvent::Closed]);
+                tracing::trace!(rs = %dest, "real-server side failed: {e}");
+                w.report(tracked, &[ProxyEvent::ServerReset, ProxyEvent::Closed]);
                 break End::Aborted;
             }
         }
@@ -285,9 +303,145 @@ async fn serve(w: Rc<Worker>, key: ServiceKey, client: Socket, peer: SocketAddr)
             sock::reset(server);
         }
         End::Cancelled => {
-            w.report(&tracked, &[ProxyEvent::Closed]);
+            w.report(tracked, &[ProxyEvent::Closed]);
             sock::reset(client);
             sock::reset(server);
         }
     }
+}
+
+/// Relays through the worker's io_uring: connection completion, data and
+/// ends of stream are handled by the ring; this task reports the events to
+/// the connection table and, when a direction turns bulk, hands both
+/// sockets to the readiness relay (which splices).
+async fn serve_ring(
+    w: &Worker,
+    ring: &Ring,
+    tracked: &Rc<Tracked>,
+    peer: SocketAddr,
+    dest: SocketAddr,
+    client: Socket,
+    opening: Opening,
+) {
+    let server = opening.server;
+    let auto_bulk = w.relay.method == RelayMethod::Auto;
+    let slot = ring.start(RelayStart {
+        client: client.as_raw_fd(),
+        server: server.as_raw_fd(),
+        tracked: tracked.clone(),
+        unsent: opening.unsent,
+        client_eof: opening.client_eof,
+        connected: opening.connected,
+        auto_bulk,
+    });
+    let mut established = opening.connected;
+    if established {
+        if !w.report(tracked, &[ProxyEvent::Established]) {
+            ring.stop(slot, false).await;
+            sock::reset(client);
+            sock::reset(server);
+            return;
+        }
+        if opening.first_read > 0 {
+            tracked.count_in(opening.first_read);
+        }
+    }
+    let connect_deadline = tokio::time::Instant::now() + w.shared.connect_timeout;
+    let end = loop {
+        let ev = std::future::poll_fn(|cx| {
+            if tracked.poll_cancelled(cx).is_ready() {
+                return std::task::Poll::Ready(None);
+            }
+            ring.poll_event(slot, cx).map(Some)
+        });
+        let ev = if established {
+            ev.await
+        } else {
+            match tokio::time::timeout_at(connect_deadline, ev).await {
+                Ok(ev) => ev,
+                Err(_) => {
+                    tracing::debug!(rs = %dest, "connect timed out");
+                    Some(RingEvent::ConnectFailed(io::ErrorKind::TimedOut.into()))
+                }
+            }
+        };
+        let Some(ev) = ev else {
+            break End::Cancelled;
+        };
+        match ev {
+            RingEvent::Connected => {
+                established = true;
+                if !w.report(tracked, &[ProxyEvent::Established]) {
+                    break End::Cancelled;
+                }
+                if opening.first_read > 0 {
+                    tracked.count_in(opening.first_read);
+                }
+                ring.relay(slot);
+            }
+            RingEvent::ConnectFailed(e) => {
+                tracing::debug!(rs = %dest, "connect failed: {e}");
+                ring.stop(slot, false).await;
+                w.report(tracked, &[ProxyEvent::ServerReset, ProxyEvent::Closed]);
+                sock::reset(client);
+                sock::reset(server);
+                return;
+            }
+            RingEvent::ClientFin | RingEvent::ServerFin => {
+                let fin = match ev {
+                    RingEvent::ClientFin => ProxyEvent::ClientFin,
+                    _ => ProxyEvent::ServerFin,
+                };
+                if ring.finished(slot) {
+                    let other = match ring.next_fin(slot) {
+                        Some(RingEvent::ClientFin) => Some(ProxyEvent::ClientFin),
+                        Some(_) => Some(ProxyEvent::ServerFin),
+                        None => None,
+                    };
+                    ring.stop(slot, true).await;
+                    match other {
+                        Some(o) => w.report(tracked, &[fin, o, ProxyEvent::Closed]),
+                        None => w.report(tracked, &[fin, ProxyEvent::Closed]),
+                    };
+                    return;
+                }
+                w.report(tracked, &[fin]);
+            }
+            RingEvent::ClientReset(e) => {
+                tracing::trace!(client = %peer, "client side failed: {e}");
+                w.report(tracked, &[ProxyEvent::ClientReset, ProxyEvent::Closed]);
+                break End::Aborted;
+            }
+            RingEvent::ServerReset(e) => {
+                tracing::trace!(rs = %dest, "real-server side failed: {e}");
+                w.report(tracked, &[ProxyEvent::ServerReset, ProxyEvent::Closed]);
+                break End::Aborted;
+            }
+            RingEvent::Bulk => {
+                let q = ring.stop(slot, true).await;
+                let streams =
+                    TcpStream::from_std(std::net::TcpStream::from(client)).and_then(|c| {
+                        TcpStream::from_std(std::net::TcpStream::from(server)).map(|s| (c, s))
+                    });
+                let (client, server) = match streams {
+                    Ok(cs) => cs,
+                    Err(e) => {
+                        tracing::debug!("cannot register sockets: {e}");
+                        w.report(tracked, &[ProxyEvent::ServerReset, ProxyEvent::Closed]);
+                        return;
+                    }
+                };
+                let mut relay = Relay::new(client, server, &w.relay, tracked);
+                relay.resume(q.done, q.bulk);
+                relay_events(w, tracked, peer, dest, relay).await;
+                return;
+            }
+        }
+    };
+    ring.stop(slot, false).await;
+    if matches!(end, End::Cancelled) {
+        w.report(tracked, &[ProxyEvent::Closed]);
+    }
+    sock::reset(client);
+    sock::reset(server);
 }

@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub idle_timeout: Option<Duration>,
     pub flush_interval: Duration,
     pub relay: RelayMethod,
+    /// Relay established connections through an io_uring.
+    pub io_uring: bool,
     /// Connections and UDP flows being carried, all workers together.
     pub live: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -45,6 +47,8 @@ pub(crate) enum Command {
     Options(Arc<ProxyOptions>),
     /// Run a maintenance round now (after a table change).
     Check,
+    /// Answer once every command before this one has been carried out.
+    Barrier(std::sync::mpsc::Sender<()>),
     Shutdown,
 }
 
@@ -65,7 +69,11 @@ pub(crate) struct Worker {
     pub options: RefCell<Arc<ProxyOptions>>,
     pub registry: Registry,
     pub relay: RelayShared,
-    listeners: RefCell<HashMap<ServiceKey, Vec<JoinHandle<()>>>>,
+    /// The worker's io_uring relay, when enabled and available.
+    pub ring: Option<Rc<crate::uring::Ring>>,
+    /// Per service: the tasks serving its sockets, and its TCP listeners
+    /// (shut at once when the service goes, before the tasks are dropped).
+    listeners: RefCell<HashMap<ServiceKey, Vec<Listening>>>,
     /// When the last "out of descriptors" warning was logged.
     last_warning: Cell<Option<Instant>>,
 }
@@ -214,12 +222,31 @@ impl Worker {
     }
 }
 
+/// One socket of a service, as its worker holds it.
+struct Listening {
+    task: JoinHandle<()>,
+    tcp: Option<Rc<tokio::io::unix::AsyncFd<std::net::TcpListener>>>,
+}
+
+impl Listening {
+    /// Stops accepting now (a listening socket shut for reading refuses
+    /// new connections and resets those not yet accepted), then ends the
+    /// task that served it.
+    fn close(self) {
+        if let Some(l) = &self.tcp {
+            let _ = socket2::SockRef::from(l.get_ref()).shutdown(std::net::Shutdown::Read);
+        }
+        self.task.abort();
+    }
+}
+
 /// The body of a worker thread.
 pub(crate) fn run(
     index: usize,
     shared: Arc<Shared>,
     options: Arc<ProxyOptions>,
     rx: UnboundedReceiver<Command>,
+    ready: std::sync::mpsc::Sender<bool>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -234,11 +261,31 @@ pub(crate) fn run(
     let local = tokio::task::LocalSet::new();
     let relay = RelayShared::new(shared.relay);
     let registry = Registry::new(shared.live.clone());
+    // The ring is created inside the runtime: its eventfd registers with
+    // this thread's reactor, and the ring accepts submissions only from
+    // the thread that created it.
+    let ring = if shared.io_uring {
+        let _enter = rt.enter();
+        match crate::uring::Ring::new() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                if index == 0 {
+                    tracing::info!("io_uring unavailable ({e}): relaying with epoll");
+                }
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let _ = ready.send(ring.is_some());
+    drop(ready);
     let w = Rc::new(Worker {
         shared,
         options: RefCell::new(options),
         registry,
         relay,
+        ring,
         listeners: RefCell::new(HashMap::new()),
         last_warning: Cell::new(None),
     });
@@ -247,12 +294,25 @@ pub(crate) fn run(
 
 async fn serve(w: Rc<Worker>, mut rx: UnboundedReceiver<Command>) {
     let maint = tokio::task::spawn_local(maintain(w.clone()));
+    let driver = w
+        .ring
+        .clone()
+        .map(|r| tokio::task::spawn_local(crate::uring::drive(r)));
     while let Some(cmd) = rx.recv().await {
         match cmd {
             Command::ListenTcp(key, l) => match crate::sys::async_listener(l) {
                 Ok(l) => {
-                    let h = tokio::task::spawn_local(crate::tcp::accept_loop(w.clone(), key, l));
-                    w.listeners.borrow_mut().entry(key).or_default().push(h);
+                    let l = Rc::new(l);
+                    let task = tokio::task::spawn_local(crate::tcp::accept_loop(
+                        w.clone(),
+                        key,
+                        l.clone(),
+                    ));
+                    w.listeners
+                        .borrow_mut()
+                        .entry(key)
+                        .or_default()
+                        .push(Listening { task, tcp: Some(l) });
                 }
                 Err(e) => tracing::error!(
                     "{}: cannot register listener: {e}",
@@ -261,28 +321,35 @@ async fn serve(w: Rc<Worker>, mut rx: UnboundedReceiver<Command>) {
             },
             Command::ListenUdp(key, s) => match tokio::net::UdpSocket::from_std(s) {
                 Ok(s) => {
-                    let h = tokio::task::spawn_local(crate::udp::serve(w.clone(), key, s));
-                    w.listeners.borrow_mut().entry(key).or_default().push(h);
+                    let task = tokio::task::spawn_local(crate::udp::serve(w.clone(), key, s));
+                    w.listeners
+                        .borrow_mut()
+                        .entry(key)
+                        .or_default()
+                        .push(Listening { task, tcp: None });
                 }
                 Err(e) => {
                     tracing::error!("{}: cannot register socket: {e}", crate::service_name(&key))
                 }
             },
             Command::Unlisten(key) => {
-                if let Some(hs) = w.listeners.borrow_mut().remove(&key) {
-                    for h in hs {
-                        h.abort();
+                if let Some(ls) = w.listeners.borrow_mut().remove(&key) {
+                    for l in ls {
+                        l.close();
                     }
                 }
             }
             Command::Options(o) => *w.options.borrow_mut() = o,
             Command::Check => w.maintenance(),
+            Command::Barrier(ack) => {
+                let _ = ack.send(());
+            }
             Command::Shutdown => break,
         }
     }
-    for (_, hs) in w.listeners.borrow_mut().drain() {
-        for h in hs {
-            h.abort();
+    for (_, ls) in w.listeners.borrow_mut().drain() {
+        for l in ls {
+            l.close();
         }
     }
     maint.abort();
@@ -293,6 +360,9 @@ async fn serve(w: Rc<Worker>, mut rx: UnboundedReceiver<Command>) {
     let deadline = Instant::now() + Duration::from_secs(2);
     while w.registry.len() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if let Some(d) = driver {
+        d.abort();
     }
 }
 

@@ -57,6 +57,10 @@ pub struct Args {
     /// Proxy engine worker threads (0 = one per CPU).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
+    /// Relay proxied TCP connections with epoll instead of an io_uring per
+    /// worker (rvsd falls back to epoll by itself where io_uring is refused).
+    #[arg(long)]
+    pub no_io_uring: bool,
     /// Refuse rules the engine cannot carry (the proxy engine carries only
     /// masquerading real servers and TCP/UDP services it can listen on),
     /// with a message saying why. Without it such rules are accepted, as

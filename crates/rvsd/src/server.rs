@@ -249,6 +249,7 @@ pub fn run(args: Args) -> Result<(), String> {
         EngineKind::Proxy => {
             let mut ec = rvs_proxy::EngineConfig {
                 workers: args.workers,
+                io_uring: !args.no_io_uring,
                 ..Default::default()
             };
             if let Some(c) = &config {
@@ -258,7 +259,11 @@ pub fn run(args: Args) -> Result<(), String> {
             }
             let e = rvs_proxy::Engine::start(director.clone(), ec, epoch)
                 .map_err(|e| format!("cannot start the proxy engine: {e}"))?;
-            tracing::info!(workers = e.workers(), "proxy engine started");
+            tracing::info!(
+                workers = e.workers(),
+                relay = e.relay_name(),
+                "proxy engine started"
+            );
             Some(crate::xdp::DataPath::Proxy(e))
         }
         EngineKind::Xdp => {

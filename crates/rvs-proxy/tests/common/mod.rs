@@ -28,7 +28,12 @@ impl Lvs {
         Lvs::with_sysctls(config, Sysctls::default())
     }
 
-    pub fn with_sysctls(config: EngineConfig, sysctls: Sysctls) -> Lvs {
+    /// `RVS_TEST_RELAY=epoll` runs every test on the epoll relay instead
+    /// of the io_uring one (scripts/test runs the suite both ways).
+    pub fn with_sysctls(mut config: EngineConfig, sysctls: Sysctls) -> Lvs {
+        if std::env::var("RVS_TEST_RELAY").is_ok_and(|r| r == "epoll") {
+            config.io_uring = false;
+        }
         let director = Director::new(DirectorOptions {
             schedulers: Box::new(rvs_sched::new_scheduler),
             interfaces: Box::new(|_| None),

@@ -1,0 +1,839 @@
+//! The io_uring relay: a worker's established TCP connections move their
+//! bytes through one io_uring per worker instead of a readiness loop.
+//!
+//! Why: on request/response traffic a readiness loop spends one system call
+//! per operation (`recv`, `send` each way, plus `epoll_ctl` per socket), and
+//! both HAProxy and the readiness relay sit at that floor. Here the worker
+//! queues its receives and sends in the submission ring and the kernel
+//! performs them without a system call each; a batch of them costs one
+//! `io_uring_enter`, and sockets are never registered with epoll.
+//!
+//! Shape: each direction of a connection has at most one operation in
+//! flight, a receive into a buffer the kernel picks from the worker's
+//! provided-buffer ring, then the send of exactly those bytes to the other
+//! socket (`MSG_WAITALL`, so the kernel finishes it even when the receiver
+//! is slow); the next receive is queued only when the send has completed,
+//! which is the backpressure (a slow receiver stops reading on the other
+//! side, as the readiness relay does). An idle connection holds no buffer.
+//! End of stream, errors, connection completion and "this direction
+//! carries bulk data" become [`RingEvent`]s for the connection's task,
+//! which reports them to the connection table exactly as the readiness
+//! relay does. A direction whose receive fills a whole buffer in `auto`
+//! mode is a bulk transfer: the connection is quiesced and handed back to
+//! the readiness relay, which splices it (payload never copied).
+//!
+//! The ring runs in `DEFER_TASKRUN` mode: completions are produced only
+//! when the worker enters the ring, and the ring signals an eventfd that
+//! the worker's tokio reactor watches, so the ring sleeps in the same
+//! `epoll_wait` as everything else the worker does (UDP, accepts, timers).
+//!
+//! Every operation in flight refers to memory this module owns (a provided
+//! buffer or a connection's unsent bytes); a connection's state is freed
+//! only after its last operation has completed, and if the ring goes away
+//! with operations in flight their memory is leaked rather than freed.
+//! That is the safety argument for the `unsafe` blocks below.
+
+#![allow(unsafe_code)]
+
+use crate::track::Tracked;
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::Notify;
+
+/// Size of one provided buffer: also the read size that marks a direction
+/// as bulk (a read that fills it).
+pub(crate) const BUF_SIZE: usize = 32 * 1024;
+/// Provided buffers per worker (a power of two): 8 MiB.
+const BUF_COUNT: u16 = 256;
+const BUF_GROUP: u16 = 0;
+/// Submission ring entries.
+const SQ_ENTRIES: u32 = 1024;
+/// Completion ring entries.
+const CQ_ENTRIES: u32 = SQ_ENTRIES * 4;
+/// Ring passes before the driver yields to the worker's other tasks.
+const TURNS: usize = 8;
+
+const IORING_ENTER_GETEVENTS: u32 = 1;
+const IORING_RECVSEND_POLL_FIRST: u16 = 1;
+
+// user_data: op (8 bits) | side (1 bit) | buffer id (16 bits) | slot (32 bits)
+const OP_RECV: u64 = 1;
+const OP_SEND: u64 = 2;
+const OP_SEND_UNSENT: u64 = 3;
+const OP_POLL_CONNECT: u64 = 4;
+const OP_CANCEL: u64 = 5;
+
+fn user_data(op: u64, side: usize, bid: u16, slot: usize) -> u64 {
+    op << 56 | (side as u64) << 48 | (bid as u64) << 32 | slot as u64
+}
+
+fn decode(ud: u64) -> (u64, usize, u16, usize) {
+    (
+        ud >> 56,
+        ((ud >> 48) & 1) as usize,
+        ((ud >> 32) & 0xffff) as u16,
+        (ud & 0xffff_ffff) as usize,
+    )
+}
+
+/// What happened on a connection, for its task.
+#[derive(Debug)]
+pub(crate) enum RingEvent {
+    /// The connection to the real server completed.
+    Connected,
+    /// It failed.
+    ConnectFailed(io::Error),
+    /// The client finished sending; passed on to the real server.
+    ClientFin,
+    /// The real server finished sending; passed on to the client.
+    ServerFin,
+    /// The client side failed (reset, or sending to it failed).
+    ClientReset(io::Error),
+    /// The real-server side failed.
+    ServerReset(io::Error),
+    /// A direction carries bulk data: quiesce and hand the sockets back to
+    /// the readiness relay, which splices.
+    Bulk,
+}
+
+/// A connection handed to the ring. The caller keeps owning both sockets
+/// and must not close them before [`Ring::stop`] has returned.
+pub(crate) struct RelayStart {
+    pub client: RawFd,
+    pub server: RawFd,
+    pub tracked: Rc<Tracked>,
+    /// Bytes for the real server first (PROXY protocol header, the
+    /// client's first bytes not sent yet).
+    pub unsent: Vec<u8>,
+    /// The client had finished sending before the relay started.
+    pub client_eof: bool,
+    /// The connection to the real server is known to be up; otherwise
+    /// [`RingEvent::Connected`] or [`RingEvent::ConnectFailed`] comes
+    /// first, and the relay starts at [`Ring::relay`].
+    pub connected: bool,
+    /// `auto` relay method: a direction that fills a buffer turns bulk.
+    pub auto_bulk: bool,
+}
+
+/// Where each direction was when a connection was quiesced.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Quiesced {
+    /// Client to real server, real server to client: the end of stream was
+    /// passed on.
+    pub done: [bool; 2],
+    /// The direction that turned bulk.
+    pub bulk: [bool; 2],
+}
+
+#[derive(Debug, Default)]
+struct Half {
+    /// A receive is in flight.
+    armed: bool,
+    /// A send is in flight.
+    sending: bool,
+    /// The source's end of stream was seen (it is passed on once nothing
+    /// is left to send).
+    eof: bool,
+    /// The end of stream was passed on.
+    done: bool,
+    /// The last receive left bytes in the socket: the next may read at once.
+    nonempty: bool,
+    bulk: bool,
+}
+
+struct Conn {
+    /// Client, real server.
+    fd: [RawFd; 2],
+    tracked: Rc<Tracked>,
+    /// Index 0: client → real server; 1: real server → client.
+    half: [Half; 2],
+    /// Bytes for the real server from before the relay started (PROXY
+    /// protocol header, the client's first bytes) still to send.
+    unsent: Vec<u8>,
+    connecting: bool,
+    /// Operations in flight.
+    inflight: u32,
+    stopping: bool,
+    /// Stopping without finishing sends: data still arriving is dropped.
+    aborting: bool,
+    auto_bulk: bool,
+    events: VecDeque<RingEvent>,
+    waker: Option<Waker>,
+}
+
+impl Conn {
+    fn push_event(&mut self, ev: RingEvent) {
+        self.events.push_back(ev);
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// The provided-buffer ring: buffer memory and the ring the kernel picks
+/// from.
+struct Buffers {
+    /// `BUF_COUNT` entries of `struct io_uring_buf` (16 bytes), page aligned.
+    ring: *mut u8,
+    ring_layout: std::alloc::Layout,
+    mem: Box<[u8]>,
+    tail: u16,
+    /// Buffers given back since the tail was last published.
+    unpublished: bool,
+}
+
+impl Buffers {
+    fn new() -> io::Result<Buffers> {
+        let ring_layout = std::alloc::Layout::from_size_align(BUF_COUNT as usize * 16, 4096)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        // SAFETY: the layout has a non-zero size.
+        let ring = unsafe { std::alloc::alloc_zeroed(ring_layout) };
+        if ring.is_null() {
+            return Err(io::Error::from(io::ErrorKind::OutOfMemory));
+        }
+        let mut b = Buffers {
+            ring,
+            ring_layout,
+            mem: vec![0u8; BUF_COUNT as usize * BUF_SIZE].into_boxed_slice(),
+            tail: 0,
+            unpublished: false,
+        };
+        for bid in 0..BUF_COUNT {
+            b.give(bid);
+        }
+        b.publish();
+        Ok(b)
+    }
+
+    fn addr(&self, bid: u16) -> *const u8 {
+        self.mem[bid as usize * BUF_SIZE..].as_ptr()
+    }
+
+    /// Puts buffer `bid` back at the ring's tail (visible to the kernel at
+    /// the next [`Buffers::publish`]).
+    fn give(&mut self, bid: u16) {
+        let slot = (self.tail & (BUF_COUNT - 1)) as usize;
+        let addr = self.addr(bid) as u64;
+        // SAFETY: `slot` < BUF_COUNT, so the 16-byte entry lies inside the
+        // ring allocation; the kernel reads entries only up to the
+        // published tail, and this one is beyond it until `publish`.
+        unsafe {
+            let e = self.ring.add(slot * 16);
+            std::ptr::write_unaligned(e as *mut u64, addr);
+            std::ptr::write_unaligned(e.add(8) as *mut u32, BUF_SIZE as u32);
+            std::ptr::write_unaligned(e.add(12) as *mut u16, bid);
+        }
+        self.tail = self.tail.wrapping_add(1);
+        self.unpublished = true;
+    }
+
+    fn publish(&mut self) {
+        // SAFETY: the tail lives in the `resv` field of the first entry
+        // (offset 14), 2-byte aligned inside the page-aligned ring; the
+        // kernel reads it with acquire semantics.
+        unsafe {
+            let t = &*(self.ring.add(14) as *const std::sync::atomic::AtomicU16);
+            t.store(self.tail, std::sync::atomic::Ordering::Release);
+        }
+        self.unpublished = false;
+    }
+}
+
+impl Drop for Buffers {
+    fn drop(&mut self) {
+        if !self.ring.is_null() {
+            // SAFETY: allocated in `new` with this layout.
+            unsafe { std::alloc::dealloc(self.ring, self.ring_layout) }
+        }
+    }
+}
+
+/// One worker's ring and the connections it relays.
+pub(crate) struct Ring {
+    // Field order matters: the ring (and with it every operation in
+    // flight) goes before the memory those operations use.
+    ring: RefCell<IoUring<squeue::Entry, cqueue::Entry>>,
+    evfd: AsyncFd<OwnedFd>,
+    kick: Notify,
+    /// Entries that did not fit in the submission ring.
+    backlog: RefCell<Vec<squeue::Entry>>,
+    conns: RefCell<Vec<Option<Conn>>>,
+    free: RefCell<Vec<usize>>,
+    /// Receives refused for want of a buffer, re-queued when one returns.
+    starving: RefCell<Vec<(usize, usize)>>,
+    bufs: RefCell<Buffers>,
+    /// Operations in flight, all connections together.
+    inflight: Cell<usize>,
+}
+
+impl Ring {
+    /// Sets up a ring, or says why this kernel (or sandbox) cannot.
+    pub fn new() -> io::Result<Rc<Ring>> {
+        let ring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_cqsize(CQ_ENTRIES)
+            .build(SQ_ENTRIES)?;
+        let bufs = Buffers::new()?;
+        // SAFETY: the buffer ring is a heap allocation of its own (stable
+        // when `Buffers` moves) that lives as long as the ring: `Ring`
+        // drops the ring before `bufs`.
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                bufs.ring as u64,
+                BUF_COUNT,
+                BUF_GROUP,
+                0,
+            )?;
+        }
+        // SAFETY: eventfd has no memory preconditions.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created and is owned by nobody else.
+        let evfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        ring.submitter().register_eventfd(evfd.as_raw_fd())?;
+        Ok(Rc::new(Ring {
+            ring: RefCell::new(ring),
+            // SAFETY: the descriptor is owned by the `AsyncFd` and closed
+            // only when it is dropped (which deregisters it first).
+            evfd: unsafe { AsyncFd::register_with_interest(evfd, tokio::io::Interest::READABLE) }?,
+            kick: Notify::new(),
+            backlog: RefCell::new(Vec::new()),
+            conns: RefCell::new(Vec::new()),
+            free: RefCell::new(Vec::new()),
+            starving: RefCell::new(Vec::new()),
+            bufs: RefCell::new(bufs),
+            inflight: Cell::new(0),
+        }))
+    }
+
+    /// Starts relaying a connection (see [`RelayStart`]); returns its slot.
+    pub fn start(&self, start: RelayStart) -> usize {
+        let RelayStart {
+            client,
+            server,
+            tracked,
+            unsent,
+            client_eof,
+            connected,
+            auto_bulk,
+        } = start;
+        let mut conn = Conn {
+            fd: [client, server],
+            tracked,
+            half: [Half::default(), Half::default()],
+            unsent,
+            connecting: !connected,
+            inflight: 0,
+            stopping: false,
+            aborting: false,
+            auto_bulk,
+            events: VecDeque::new(),
+            waker: None,
+        };
+        conn.half[0].eof = client_eof;
+        let slot = match self.free.borrow_mut().pop() {
+            Some(s) => s,
+            None => {
+                let mut conns = self.conns.borrow_mut();
+                conns.push(None);
+                conns.len() - 1
+            }
+        };
+        let mut conns = self.conns.borrow_mut();
+        let c = conns[slot].insert(conn);
+        if c.connecting {
+            let e = opcode::PollAdd::new(types::Fd(server), libc::POLLOUT as u32)
+                .build()
+                .user_data(user_data(OP_POLL_CONNECT, 1, 0, slot));
+            self.push(c, e);
+        } else {
+            self.begin(c, slot);
+        }
+        drop(conns);
+        self.kick.notify_one();
+        slot
+    }
+
+    /// The connection is up: send what is pending, then relay both ways.
+    fn begin(&self, c: &mut Conn, slot: usize) {
+        if !c.unsent.is_empty() {
+            let e = opcode::Send::new(types::Fd(c.fd[1]), c.unsent.as_ptr(), c.unsent.len() as u32)
+                .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+                .build()
+                .user_data(user_data(OP_SEND_UNSENT, 0, 0, slot));
+            c.half[0].sending = true;
+            self.push(c, e);
+        } else {
+            self.advance(c, slot, 0);
+        }
+        self.advance(c, slot, 1);
+    }
+
+    /// Next step of direction `side` once nothing of it is in flight:
+    /// pass the end of stream on, or receive more.
+    fn advance(&self, c: &mut Conn, slot: usize, side: usize) {
+        let h = &c.half[side];
+        if c.stopping || h.armed || h.sending || h.done || h.bulk {
+            return;
+        }
+        if h.eof {
+            c.half[side].done = true;
+            let other_done = c.half[side ^ 1].done;
+            if !other_done {
+                // SAFETY: plain syscall on a descriptor the task keeps open.
+                let r = unsafe { libc::shutdown(c.fd[side ^ 1], libc::SHUT_WR) };
+                if r < 0 {
+                    let e = io::Error::last_os_error();
+                    // The receiver is already gone: that is its reset, not ours.
+                    if e.raw_os_error() != Some(libc::ENOTCONN) {
+                        c.push_event(write_failed(side, e));
+                        return;
+                    }
+                }
+            }
+            c.push_event(if side == 0 {
+                RingEvent::ClientFin
+            } else {
+                RingEvent::ServerFin
+            });
+            return;
+        }
+        let ioprio = if h.nonempty {
+            0
+        } else {
+            IORING_RECVSEND_POLL_FIRST
+        };
+        let e = opcode::Recv::new(types::Fd(c.fd[side]), std::ptr::null_mut(), BUF_SIZE as u32)
+            .buf_group(BUF_GROUP)
+            .ioprio(ioprio)
+            .build()
+            .flags(squeue::Flags::BUFFER_SELECT)
+            .user_data(user_data(OP_RECV, side, 0, slot));
+        c.half[side].armed = true;
+        self.push(c, e);
+    }
+
+    fn push(&self, c: &mut Conn, e: squeue::Entry) {
+        c.inflight += 1;
+        self.inflight.set(self.inflight.get() + 1);
+        let mut ring = self.ring.borrow_mut();
+        // SAFETY: every entry refers to memory that outlives the operation
+        // (module doc).
+        if unsafe { ring.submission().push(&e) }.is_err() {
+            self.backlog.borrow_mut().push(e);
+        }
+    }
+
+    /// The next event of connection `slot`, if any.
+    pub fn poll_event(&self, slot: usize, cx: &mut Context<'_>) -> Poll<RingEvent> {
+        let mut conns = self.conns.borrow_mut();
+        let Some(c) = conns.get_mut(slot).and_then(Option::as_mut) else {
+            return Poll::Pending;
+        };
+        match c.events.pop_front() {
+            Some(ev) => Poll::Ready(ev),
+            None => {
+                if !c.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    c.waker = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Starts relaying a connection that was not connected at
+    /// [`Ring::start`], once its task has seen [`RingEvent::Connected`].
+    pub fn relay(&self, slot: usize) {
+        let mut conns = self.conns.borrow_mut();
+        if let Some(c) = conns.get_mut(slot).and_then(Option::as_mut) {
+            if !c.stopping {
+                self.begin(c, slot);
+            }
+        }
+        drop(conns);
+        self.kick.notify_one();
+    }
+
+    /// Takes the other direction's end-of-stream event when it is the next
+    /// one queued (both ends can complete in one pass of the ring).
+    pub fn next_fin(&self, slot: usize) -> Option<RingEvent> {
+        let mut conns = self.conns.borrow_mut();
+        let c = conns.get_mut(slot).and_then(Option::as_mut)?;
+        match c.events.front() {
+            Some(RingEvent::ClientFin | RingEvent::ServerFin) => c.events.pop_front(),
+            _ => None,
+        }
+    }
+
+    /// Whether both directions have passed their end of stream on.
+    pub fn finished(&self, slot: usize) -> bool {
+        let conns = self.conns.borrow();
+        conns[slot]
+            .as_ref()
+            .is_some_and(|c| c.half[0].done && c.half[1].done)
+    }
+
+    /// Stops relaying: cancels what is in flight (only the receives when
+    /// `keep_sends`, so that no byte read is lost), waits until nothing is,
+    /// and frees the connection's state. After this the caller may close or
+    /// reuse the sockets.
+    pub async fn stop(&self, slot: usize, keep_sends: bool) -> Quiesced {
+        {
+            let mut conns = self.conns.borrow_mut();
+            let c = conns[slot].as_mut().expect("a started connection");
+            c.stopping = true;
+            c.aborting = !keep_sends;
+            let mut cancels = Vec::new();
+            for side in 0..2 {
+                if keep_sends {
+                    if c.half[side].armed {
+                        cancels.push(types::CancelBuilder::user_data(user_data(
+                            OP_RECV, side, 0, slot,
+                        )));
+                    }
+                } else if c.inflight > 0 {
+                    cancels.push(types::CancelBuilder::fd(types::Fd(c.fd[side])).all());
+                }
+            }
+            if keep_sends && c.connecting {
+                cancels.push(types::CancelBuilder::user_data(user_data(
+                    OP_POLL_CONNECT,
+                    1,
+                    0,
+                    slot,
+                )));
+            }
+            for cb in cancels {
+                let e = opcode::AsyncCancel2::new(cb)
+                    .build()
+                    .user_data(user_data(OP_CANCEL, 0, 0, slot));
+                self.push(c, e);
+            }
+        }
+        self.kick.notify_one();
+        std::future::poll_fn(|cx| {
+            let mut conns = self.conns.borrow_mut();
+            let c = conns[slot].as_mut().expect("a started connection");
+            if c.inflight == 0 {
+                Poll::Ready(())
+            } else {
+                c.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+        let c = self.conns.borrow_mut()[slot]
+            .take()
+            .expect("a started connection");
+        self.free.borrow_mut().push(slot);
+        Quiesced {
+            done: [c.half[0].done, c.half[1].done],
+            bulk: [c.half[0].bulk, c.half[1].bulk],
+        }
+    }
+
+    /// Submits what is queued and handles what completed, until the ring
+    /// is quiet (or for a bounded number of passes, to let the worker's
+    /// other tasks run).
+    fn turn(&self) -> io::Result<bool> {
+        for _ in 0..TURNS {
+            self.refill();
+            {
+                // GETEVENTS runs deferred work (at most 20 items per enter:
+                // the loop enters again while completions keep coming).
+                let to_submit = self.ring.borrow_mut().submission().len() as u32;
+                let ring = self.ring.borrow();
+                // SAFETY: no extended argument is passed.
+                match unsafe {
+                    ring.submitter().enter::<libc::sigset_t>(
+                        to_submit,
+                        0,
+                        IORING_ENTER_GETEVENTS,
+                        None,
+                    )
+                } {
+                    Ok(_) => {}
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::EINTR) | Some(libc::EAGAIN) | Some(libc::EBUSY)
+                        ) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let reaped = self.reap();
+            let queued = !self.ring.borrow_mut().submission().is_empty()
+                || !self.backlog.borrow().is_empty();
+            if reaped == 0 && !queued {
+                return Ok(false);
+            }
+            if reaped == 0 {
+                continue;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Moves entries that did not fit into the submission ring.
+    fn refill(&self) {
+        let mut backlog = self.backlog.borrow_mut();
+        if backlog.is_empty() {
+            return;
+        }
+        let mut ring = self.ring.borrow_mut();
+        let mut sq = ring.submission();
+        let mut n = 0;
+        for e in backlog.iter() {
+            // SAFETY: as in `push`.
+            if unsafe { sq.push(e) }.is_err() {
+                break;
+            }
+            n += 1;
+        }
+        drop(sq);
+        backlog.drain(..n);
+    }
+
+    /// Handles every completion in the ring; returns how many.
+    fn reap(&self) -> usize {
+        let mut n = 0;
+        loop {
+            let batch: Vec<cqueue::Entry> = {
+                let mut ring = self.ring.borrow_mut();
+                ring.completion().take(256).collect()
+            };
+            if batch.is_empty() {
+                break;
+            }
+            n += batch.len();
+            for cqe in batch {
+                self.complete(cqe);
+            }
+        }
+        let mut bufs = self.bufs.borrow_mut();
+        if bufs.unpublished {
+            bufs.publish();
+            drop(bufs);
+            let starving = std::mem::take(&mut *self.starving.borrow_mut());
+            let mut conns = self.conns.borrow_mut();
+            for (slot, side) in starving {
+                if let Some(c) = conns.get_mut(slot).and_then(Option::as_mut) {
+                    self.advance(c, slot, side);
+                }
+            }
+        }
+        n
+    }
+
+    fn complete(&self, cqe: cqueue::Entry) {
+        let (op, side, bid, slot) = decode(cqe.user_data());
+        let res = cqe.result();
+        let flags = cqe.flags();
+        self.inflight.set(self.inflight.get() - 1);
+        let mut conns = self.conns.borrow_mut();
+        let Some(c) = conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        c.inflight -= 1;
+        match op {
+            OP_RECV => {
+                c.half[side].armed = false;
+                if res > 0 && c.aborting {
+                    if let Some(bid) = cqueue::buffer_select(flags) {
+                        self.bufs.borrow_mut().give(bid);
+                    }
+                } else if res > 0 {
+                    let bid = cqueue::buffer_select(flags).expect("a provided buffer");
+                    let n = res as usize;
+                    if side == 0 {
+                        c.tracked.count_in(n);
+                    } else {
+                        c.tracked.count_out(n);
+                    }
+                    c.half[side].nonempty = cqueue::sock_nonempty(flags);
+                    if n == BUF_SIZE && c.auto_bulk && !c.stopping {
+                        c.half[side].bulk = true;
+                        c.push_event(RingEvent::Bulk);
+                    }
+                    let addr = self.bufs.borrow().addr(bid);
+                    let e = opcode::Send::new(types::Fd(c.fd[side ^ 1]), addr, n as u32)
+                        .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+                        .build()
+                        .user_data(user_data(OP_SEND, side, bid, slot));
+                    c.half[side].sending = true;
+                    self.push(c, e);
+                } else {
+                    if let Some(bid) = cqueue::buffer_select(flags) {
+                        self.bufs.borrow_mut().give(bid);
+                    }
+                    match -res {
+                        0 => {
+                            c.half[side].eof = true;
+                            self.advance(c, slot, side);
+                        }
+                        libc::ENOBUFS => self.starving.borrow_mut().push((slot, side)),
+                        libc::ECANCELED => {}
+                        libc::EINTR | libc::EAGAIN => self.advance(c, slot, side),
+                        errno => {
+                            if !c.stopping {
+                                c.push_event(read_failed(side, io::Error::from_raw_os_error(errno)))
+                            }
+                        }
+                    }
+                }
+            }
+            OP_SEND | OP_SEND_UNSENT => {
+                c.half[side].sending = false;
+                let len = if op == OP_SEND {
+                    self.bufs.borrow_mut().give(bid);
+                    None
+                } else {
+                    let l = c.unsent.len();
+                    c.unsent = Vec::new();
+                    Some(l)
+                };
+                if res < 0 {
+                    if !c.stopping {
+                        c.push_event(write_failed(side, io::Error::from_raw_os_error(-res)));
+                    }
+                } else if len.is_some_and(|l| (res as usize) < l) {
+                    if !c.stopping {
+                        c.push_event(write_failed(
+                            side,
+                            io::Error::from(io::ErrorKind::WriteZero),
+                        ));
+                    }
+                } else {
+                    self.advance(c, slot, side);
+                }
+            }
+            OP_POLL_CONNECT => {
+                c.connecting = false;
+                if c.stopping {
+                    // Cancelled (connect timeout, or the connection's entry died).
+                } else if res < 0 {
+                    c.push_event(RingEvent::ConnectFailed(io::Error::from_raw_os_error(-res)));
+                } else {
+                    match socket_error(c.fd[1]) {
+                        // The task reports the connection established and
+                        // then calls `relay`, so that no traffic is counted
+                        // before it.
+                        Ok(()) => c.push_event(RingEvent::Connected),
+                        Err(e) => c.push_event(RingEvent::ConnectFailed(e)),
+                    }
+                }
+            }
+            _ => {} // OP_CANCEL
+        }
+        if c.inflight == 0 && c.stopping {
+            if let Some(w) = c.waker.take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        if self.inflight.get() > 0 {
+            // Operations may still refer to this memory while the kernel
+            // tears the ring down: leak it rather than free it under them.
+            let bufs = std::mem::replace(
+                &mut *self.bufs.borrow_mut(),
+                Buffers {
+                    ring: std::ptr::null_mut(),
+                    ring_layout: std::alloc::Layout::new::<u8>(),
+                    mem: Box::new([]),
+                    tail: 0,
+                    unpublished: false,
+                },
+            );
+            std::mem::forget(bufs);
+            std::mem::forget(std::mem::take(&mut *self.conns.borrow_mut()));
+        }
+    }
+}
+
+fn read_failed(side: usize, e: io::Error) -> RingEvent {
+    if side == 0 {
+        RingEvent::ClientReset(e)
+    } else {
+        RingEvent::ServerReset(e)
+    }
+}
+
+fn write_failed(side: usize, e: io::Error) -> RingEvent {
+    if side == 0 {
+        RingEvent::ServerReset(e)
+    } else {
+        RingEvent::ClientReset(e)
+    }
+}
+
+/// The pending error of a socket whose connection attempt has ended.
+fn socket_error(fd: RawFd) -> io::Result<()> {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` and `len` are valid for writes of the sizes given.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            &mut err as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if err != 0 {
+        return Err(io::Error::from_raw_os_error(err));
+    }
+    Ok(())
+}
+
+/// Runs the ring for a worker: sleeps until the ring signals completions
+/// (or a connection queued work), then turns it.
+pub(crate) async fn drive(ring: Rc<Ring>) {
+    // A guard: the ring is also turned once a second, so that a
+    // completion whose signal was coalesced with another can never leave a
+    // connection waiting for longer than that.
+    let mut guard = tokio::time::interval(std::time::Duration::from_secs(1));
+    guard.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            g = ring.evfd.readable() => match g {
+                Ok(mut g) => g.clear_ready(),
+                Err(e) => {
+                    tracing::error!("io_uring eventfd: {e}");
+                    return;
+                }
+            },
+            _ = ring.kick.notified() => {}
+            _ = guard.tick() => {}
+        }
+        match ring.turn() {
+            Ok(true) => {
+                // More to do: let the worker's other tasks run first.
+                ring.kick.notify_one();
+                tokio::task::yield_now().await;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!("io_uring: {e}");
+                return;
+            }
+        }
+    }
+}
