@@ -33,6 +33,9 @@
 #define RVS_CFG_CONN_REUSE (1u << 1)
 #define RVS_CFG_MARKS (1u << 2) /* rvs_marks has entries: classify first packets */
 #define RVS_CFG_SECURE_TCP (1u << 3) /* the secure_tcp defence is active: its TCP table */
+#define RVS_CFG_JIFFIES (1u << 4) /* entries' `seen` is in jiffies (set by every
+				   * loader since; maps pinned without it hold
+				   * another clock's values: rewritten at load) */
 
 /* A virtual service, keyed by address, port and protocol. A firewall-mark
  * service has protocol 0, port 0 and the mark (network order) in the

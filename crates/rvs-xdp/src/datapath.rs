@@ -158,7 +158,33 @@ impl Datapath {
             pin_dir: pin_dir.to_path_buf(),
             attached: std::sync::Mutex::new(None),
         };
-        d.read_jiffies()?;
+        let now = d.read_jiffies()? as u32;
+        // Maps pinned by a loader from before the jiffies clock: their
+        // entries' `seen` is in another unit; they count as active now.
+        let flags = d
+            .config
+            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .and_then(|v| Some(u32::from_ne_bytes(v.get(..4)?.try_into().ok()?)))
+            .unwrap_or(0);
+        if !fresh_maps && flags & maps::CFG_JIFFIES == 0 {
+            for (m, (k, mut v)) in [&d.conn4, &d.conn6]
+                .into_iter()
+                .flat_map(|m| d.conns_of(m).into_iter().map(move |e| (m, e)))
+            {
+                v.seen = now;
+                let _ = m.update(&k.encode(), &v.encode(), MapFlags::EXIST);
+            }
+            let budget = d
+                .config
+                .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+                .ok()
+                .flatten()
+                .and_then(|v| Some(u32::from_ne_bytes(v.get(4..8)?.try_into().ok()?)))
+                .unwrap_or(20_000);
+            d.set_config(flags, budget)?;
+        }
         Ok(d)
     }
 
@@ -315,7 +341,7 @@ impl Datapath {
         self.config
             .update(
                 &0u32.to_ne_bytes(),
-                &maps::config(flags, punt_budget),
+                &maps::config(flags | maps::CFG_JIFFIES, punt_budget),
                 MapFlags::ANY,
             )
             .map_err(err("config map"))
@@ -374,17 +400,20 @@ impl Datapath {
 
     /// Every connection entry (IPv4 and IPv6) with its value.
     pub fn conns(&self) -> Vec<(maps::ConnKey, maps::ConnVal)> {
+        let mut out = self.conns_of(&self.conn4);
+        out.extend(self.conns_of(&self.conn6));
+        out
+    }
+
+    fn conns_of(&self, m: &MapHandle) -> Vec<(maps::ConnKey, maps::ConnVal)> {
         let mut out = Vec::new();
-        for m in [&self.conn4, &self.conn6] {
-            for k in m.keys() {
-                let (Some(key), Ok(Some(v))) =
-                    (maps::ConnKey::decode(&k), m.lookup(&k, MapFlags::ANY))
-                else {
-                    continue;
-                };
-                if let Some(val) = maps::ConnVal::decode(&v) {
-                    out.push((key, val));
-                }
+        for k in m.keys() {
+            let (Some(key), Ok(Some(v))) = (maps::ConnKey::decode(&k), m.lookup(&k, MapFlags::ANY))
+            else {
+                continue;
+            };
+            if let Some(val) = maps::ConnVal::decode(&v) {
+                out.push((key, val));
             }
         }
         out

@@ -22,6 +22,7 @@ pub const CFG_EXPIRE_NODEST: u32 = 1 << 0;
 pub const CFG_CONN_REUSE: u32 = 1 << 1;
 pub const CFG_MARKS: u32 = 1 << 2;
 pub const CFG_SECURE_TCP: u32 = 1 << 3;
+pub const CFG_JIFFIES: u32 = 1 << 4;
 
 pub const SVC_RING: u32 = 1 << 0;
 pub const SVC_PUNT: u32 = 1 << 1;

@@ -1968,3 +1968,43 @@ fn the_entries_clock_is_userspaces() {
     assert!(close(b, u), "100 ms later: program {b}, userspace {u}");
     assert!(b.wrapping_sub(a) > 0, "the clock moved");
 }
+
+/// Maps pinned by a loader from before the jiffies clock (no
+/// `CFG_JIFFIES` in the pinned config) hold `seen` in another unit: the
+/// next load makes their entries active now, once; later loads leave
+/// `seen` alone.
+#[test]
+fn entries_pinned_with_the_old_clock_count_as_active_at_load() {
+    let Some(f) = setup("oldclock") else { return };
+    let n = &nets()[0];
+    let key = ConnKey {
+        caddr: n.client,
+        cport: 45000,
+        vaddr: n.vip,
+        vport: M_DR,
+        proto: 6,
+    };
+    let old = maps::ConnVal {
+        dest: slot(4, M_DR) as u16,
+        state: 1,
+        flags: maps::CONN_NOOUTPUT,
+        seen: 5,
+    };
+    f.dp.put_conn(&key, &old, None).unwrap();
+    let pin = f.dp.pin_dir().to_path_buf();
+    // The config an older rvsd wrote: flags 0, budget 100.
+    sh(&format!(
+        "bpftool map update pinned {}/rvs_config key hex 00 00 00 00 value hex 00 00 00 00 64 00 00 00",
+        pin.display()
+    ));
+    let again = Datapath::load(&pin).unwrap();
+    let seen = again.conn(&key).unwrap().seen;
+    let now = rvs_xdp::now_units();
+    assert!(
+        (now.wrapping_sub(seen) as i32).abs() <= 2,
+        "seen {seen}, now {now}"
+    );
+    f.dp.put_conn(&key, &old, None).unwrap();
+    let third = Datapath::load(&pin).unwrap();
+    assert_eq!(third.conn(&key).unwrap().seen, 5, "rewritten once only");
+}
