@@ -403,6 +403,8 @@ async fn serve_ring(
                         Some(o) => w.report(tracked, &[fin, o, ProxyEvent::Closed]),
                         None => w.report(tracked, &[fin, ProxyEvent::Closed]),
                     };
+                    ring.close(client.into());
+                    ring.close(server.into());
                     return;
                 }
                 w.report(tracked, &[fin]);

@@ -40,7 +40,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use tokio::io::unix::AsyncFd;
@@ -68,6 +68,9 @@ const OP_SEND: u64 = 2;
 const OP_SEND_UNSENT: u64 = 3;
 const OP_POLL_CONNECT: u64 = 4;
 const OP_CANCEL: u64 = 5;
+const OP_CLOSE: u64 = 6;
+/// The slot of operations that belong to no connection.
+const NO_SLOT: usize = 0xffff_ffff;
 
 fn user_data(op: u64, side: usize, bid: u16, slot: usize) -> u64 {
     op << 56 | (side as u64) << 48 | (bid as u64) << 32 | slot as u64
@@ -270,6 +273,9 @@ pub(crate) struct Ring {
     bufs: RefCell<Buffers>,
     /// Operations in flight, all connections together.
     inflight: Cell<usize>,
+    /// The ring's registered index (entering through it skips a file
+    /// lookup per enter), or its descriptor where registration failed.
+    enter_fd: (RawFd, u32),
 }
 
 impl Ring {
@@ -280,6 +286,7 @@ impl Ring {
             .setup_defer_taskrun()
             .setup_cqsize(CQ_ENTRIES)
             .build(SQ_ENTRIES)?;
+        let enter_fd = register_ring_fd(ring.as_raw_fd());
         let bufs = Buffers::new()?;
         // SAFETY: the buffer ring is a heap allocation of its own (stable
         // when `Buffers` moves) that lives as long as the ring: `Ring`
@@ -312,6 +319,7 @@ impl Ring {
             starving: RefCell::new(Vec::new()),
             bufs: RefCell::new(bufs),
             inflight: Cell::new(0),
+            enter_fd,
         }))
     }
 
@@ -387,9 +395,9 @@ impl Ring {
         }
         if h.eof {
             c.half[side].done = true;
-            let other_done = c.half[side ^ 1].done;
-            if !other_done {
-                // SAFETY: plain syscall on a descriptor the task keeps open.
+            if !c.half[side ^ 1].done {
+                // A direct call: io_uring runs shutdown in a worker thread.
+                // SAFETY: plain system call on a descriptor the task keeps open.
                 let r = unsafe { libc::shutdown(c.fd[side ^ 1], libc::SHUT_WR) };
                 if r < 0 {
                     let e = io::Error::last_os_error();
@@ -400,11 +408,8 @@ impl Ring {
                     }
                 }
             }
-            c.push_event(if side == 0 {
-                RingEvent::ClientFin
-            } else {
-                RingEvent::ServerFin
-            });
+            // Otherwise closing both sockets (next) sends this FIN.
+            c.push_event(fin_event(side));
             return;
         }
         let ioprio = if h.nonempty {
@@ -472,6 +477,22 @@ impl Ring {
             Some(RingEvent::ClientFin | RingEvent::ServerFin) => c.events.pop_front(),
             _ => None,
         }
+    }
+
+    /// Closes `fd` (a socket whose relay has stopped) in the next pass of
+    /// the ring instead of with a system call of its own.
+    pub fn close(&self, fd: OwnedFd) {
+        let e = opcode::Close::new(types::Fd(fd.into_raw_fd()))
+            .build()
+            .user_data(user_data(OP_CLOSE, 0, 0, NO_SLOT));
+        self.inflight.set(self.inflight.get() + 1);
+        let mut ring = self.ring.borrow_mut();
+        // SAFETY: a close refers to no memory.
+        if unsafe { ring.submission().push(&e) }.is_err() {
+            self.backlog.borrow_mut().push(e);
+        }
+        drop(ring);
+        self.kick.notify_one();
     }
 
     /// Whether both directions have passed their end of stream on.
@@ -551,15 +572,23 @@ impl Ring {
                 // GETEVENTS runs deferred work (at most 20 items per enter:
                 // the loop enters again while completions keep coming).
                 let to_submit = self.ring.borrow_mut().submission().len() as u32;
-                let ring = self.ring.borrow();
-                // SAFETY: no extended argument is passed.
-                match unsafe {
-                    ring.submitter().enter::<libc::sigset_t>(
+                let (fd, flags) = self.enter_fd;
+                // SAFETY: io_uring_enter without an argument block.
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_io_uring_enter,
+                        fd,
                         to_submit,
-                        0,
-                        IORING_ENTER_GETEVENTS,
-                        None,
+                        0u32,
+                        IORING_ENTER_GETEVENTS | flags,
+                        std::ptr::null::<libc::c_void>(),
+                        0usize,
                     )
+                };
+                match if r < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(r)
                 } {
                     Ok(_) => {}
                     Err(e)
@@ -763,6 +792,14 @@ impl Drop for Ring {
     }
 }
 
+fn fin_event(side: usize) -> RingEvent {
+    if side == 0 {
+        RingEvent::ClientFin
+    } else {
+        RingEvent::ServerFin
+    }
+}
+
 fn read_failed(side: usize, e: io::Error) -> RingEvent {
     if side == 0 {
         RingEvent::ClientReset(e)
@@ -776,6 +813,40 @@ fn write_failed(side: usize, e: io::Error) -> RingEvent {
         RingEvent::ServerReset(e)
     } else {
         RingEvent::ClientReset(e)
+    }
+}
+
+/// Registers the ring's descriptor with itself; returns what to pass to
+/// `io_uring_enter` (the index and `IORING_ENTER_REGISTERED_RING`, or the
+/// plain descriptor where the kernel is older than 5.18).
+fn register_ring_fd(ring: RawFd) -> (RawFd, u32) {
+    const IORING_REGISTER_RING_FDS: libc::c_uint = 20;
+    const IORING_ENTER_REGISTERED_RING: u32 = 16;
+    #[repr(C)]
+    struct RsrcUpdate {
+        offset: u32,
+        resv: u32,
+        data: u64,
+    }
+    let mut up = RsrcUpdate {
+        offset: u32::MAX,
+        resv: 0,
+        data: ring as u64,
+    };
+    // SAFETY: `up` is a valid io_uring_rsrc_update for the one entry passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring,
+            IORING_REGISTER_RING_FDS,
+            &mut up as *mut RsrcUpdate,
+            1u32,
+        )
+    };
+    if r == 1 {
+        (up.offset as RawFd, IORING_ENTER_REGISTERED_RING)
+    } else {
+        (ring, 0)
     }
 }
 
