@@ -84,6 +84,10 @@ pub struct Sysctl {
     pub expire_quiescent_template: bool,
     /// 0..=3.
     pub conn_reuse_mode: u8,
+    /// 0 off, 1 automatic (on below `amemthresh`), 3 always.
+    pub secure_tcp: u8,
+    /// Pages of available memory below which the automatic defence starts.
+    pub amemthresh: u64,
 }
 
 impl Default for Sysctl {
@@ -93,6 +97,8 @@ impl Default for Sysctl {
             expire_nodest_conn: d.expire_nodest_conn,
             expire_quiescent_template: d.expire_quiescent_template,
             conn_reuse_mode: d.conn_reuse_mode,
+            secure_tcp: d.secure_tcp,
+            amemthresh: d.amemthresh,
         }
     }
 }
@@ -313,6 +319,8 @@ impl Config {
             expire_nodest_conn: self.sysctl.expire_nodest_conn,
             expire_quiescent_template: self.sysctl.expire_quiescent_template,
             conn_reuse_mode: self.sysctl.conn_reuse_mode,
+            secure_tcp: self.sysctl.secure_tcp,
+            amemthresh: self.sysctl.amemthresh,
             ..Default::default()
         }
     }

@@ -165,6 +165,8 @@ const SYSCTL_KEYS: &[&str] = &[
     "expire_nodest_conn",
     "expire_quiescent_template",
     "conn_reuse_mode",
+    "secure_tcp",
+    "amemthresh",
 ];
 const SERVICE_KEYS: &[&str] = &[
     "tcp",
@@ -499,6 +501,21 @@ impl Reader<'_> {
                 .and_then(|v| self.integer(v, "conn_reuse_mode", 0, 3, ""))
             {
                 cfg.sysctl.conn_reuse_mode = n as u8;
+            }
+            // 2 is the automatic mode's "on" state, which the defence
+            // routine sets; a file asks for 0, 1 or 3 (as the kernel's
+            // sysctl accepts any of 0..=3, 2 is taken as automatic too).
+            if let Some(n) = t
+                .get("secure_tcp")
+                .and_then(|v| self.integer(v, "secure_tcp", 0, 3, ""))
+            {
+                cfg.sysctl.secure_tcp = if n == 2 { 1 } else { n as u8 };
+            }
+            if let Some(n) = t
+                .get("amemthresh")
+                .and_then(|v| self.integer(v, "amemthresh", 0, i64::MAX, ""))
+            {
+                cfg.sysctl.amemthresh = n as u64;
             }
         }
 

@@ -87,6 +87,8 @@ pub fn to_toml(c: &Config) -> String {
             s.expire_quiescent_template
         );
         let _ = writeln!(o, "conn_reuse_mode = {}", s.conn_reuse_mode);
+        let _ = writeln!(o, "secure_tcp = {}", s.secure_tcp);
+        let _ = writeln!(o, "amemthresh = {}", s.amemthresh);
     }
     for s in &c.services {
         service(&mut o, s, c.matches_of(&s.key));

@@ -24,6 +24,8 @@ udp = 3
 expire_nodest_conn = true
 expire_quiescent_template = true
 conn_reuse_mode = 3
+secure_tcp = 3
+amemthresh = 2048
 
 [[service]]
 tcp = "10.0.0.1:0"

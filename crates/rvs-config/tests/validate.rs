@@ -207,6 +207,12 @@ fn timeouts_and_sysctls() {
         "conn_reuse_mode must be 0..=3",
     );
     one(
+        "[sysctl]\nsecure_tcp = 4\n",
+        2,
+        14,
+        "secure_tcp must be 0..=3",
+    );
+    one(
         "[sysctl]\nexpire_nodest_conn = 1\n",
         2,
         22,
@@ -225,8 +231,17 @@ fn timeouts_and_sysctls() {
     assert!(s.expire_nodest_conn && !s.expire_quiescent_template);
     assert_eq!(s.conn_reuse_mode, 0);
     assert_eq!(
-        s.secure_tcp, 0,
-        "sysctls a file cannot set keep Linux's defaults"
+        (s.secure_tcp, s.amemthresh, s.sloppy_tcp),
+        (0, 1024, false),
+        "sysctls a file leaves out keep Linux's defaults"
+    );
+    let s = parse("[sysctl]\nsecure_tcp = 2\namemthresh = 4096\n", "f")
+        .unwrap()
+        .sysctls();
+    assert_eq!(
+        (s.secure_tcp, s.amemthresh),
+        (1, 4096),
+        "2 is the automatic mode's on state: a file's 2 means automatic"
     );
 }
 

@@ -29,6 +29,9 @@ pub struct Sysctls {
     /// Fwmark services with no usable real server forward to the original
     /// destination through a BYPASS entry.
     pub cache_bypass: bool,
+    /// `amemthresh`: below this many pages of available memory the
+    /// automatic defences (`secure_tcp` 1) switch on.
+    pub amemthresh: u64,
 }
 
 impl Default for Sysctls {
@@ -41,6 +44,7 @@ impl Default for Sysctls {
             sloppy_tcp: false,
             sloppy_sctp: false,
             cache_bypass: false,
+            amemthresh: 1024,
         }
     }
 }
@@ -49,5 +53,52 @@ impl Sysctls {
     /// Whether the secure_tcp state table applies now.
     pub fn secure_tcp_active(&self) -> bool {
         self.secure_tcp >= 2
+    }
+
+    /// The kernel's once-a-second defence routine (`update_defense_level`)
+    /// for `secure_tcp`: in automatic mode the secure table is switched on
+    /// (1 → 2) while fewer than `amemthresh` pages are available and off
+    /// again (2 → 1) when memory comes back; 0 and 3 never change. Returns
+    /// whether the value changed.
+    pub fn update_defense(&mut self, available_pages: u64) -> bool {
+        let nomem = available_pages < self.amemthresh;
+        let next = match (self.secure_tcp, nomem) {
+            (1, true) => 2,
+            (2, false) => 1,
+            (v, _) => v,
+        };
+        let changed = next != self.secure_tcp;
+        self.secure_tcp = next;
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sysctls;
+
+    #[test]
+    fn automatic_secure_tcp_follows_available_memory() {
+        let mut s = Sysctls {
+            secure_tcp: 1,
+            ..Default::default()
+        };
+        assert!(!s.update_defense(5000));
+        assert!(!s.secure_tcp_active());
+        assert!(s.update_defense(1023), "below amemthresh: on");
+        assert_eq!(s.secure_tcp, 2);
+        assert!(s.secure_tcp_active());
+        assert!(!s.update_defense(10), "stays on");
+        assert!(s.update_defense(1024), "memory back: off");
+        assert_eq!(s.secure_tcp, 1);
+        for fixed in [0, 3] {
+            let mut s = Sysctls {
+                secure_tcp: fixed,
+                ..Default::default()
+            };
+            assert!(!s.update_defense(0));
+            assert!(!s.update_defense(u64::MAX));
+            assert_eq!(s.secure_tcp, fixed);
+        }
     }
 }

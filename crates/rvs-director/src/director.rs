@@ -132,6 +132,12 @@ impl Director {
         self.conns.sysctls = sysctls;
     }
 
+    /// Runs the defence routine with the memory available now (pages);
+    /// returns whether `secure_tcp` changed.
+    pub fn update_defense(&mut self, available_pages: u64) -> bool {
+        self.conns.sysctls.update_defense(available_pages)
+    }
+
     /// The connection table.
     pub fn conns(&self) -> &ConnTable {
         &self.conns

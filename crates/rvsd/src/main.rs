@@ -78,6 +78,15 @@ pub struct Args {
     /// Linux's `net.ipv4.vs.conn_reuse_mode` (0..=3, default 1).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=3))]
     pub conn_reuse_mode: u8,
+    /// Linux's `net.ipv4.vs.secure_tcp`: the SYN-flood defence's TCP state
+    /// table; 0 off, 1 (or 2) on while available memory is below
+    /// --amemthresh, 3 always.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub secure_tcp: u8,
+    /// Linux's `net.ipv4.vs.amemthresh`: available memory, in pages, below
+    /// which the automatic defence switches on.
+    #[arg(long, default_value_t = 1024, value_name = "PAGES")]
+    pub amemthresh: u64,
     /// Serve the HTTP API and Prometheus /metrics on ADDR (e.g.
     /// 127.0.0.1:9100). Off by default.
     #[arg(long, value_name = "ADDR")]
@@ -104,6 +113,12 @@ impl Args {
             expire_nodest_conn: self.expire_nodest_conn,
             expire_quiescent_template: self.expire_quiescent_template,
             conn_reuse_mode: self.conn_reuse_mode,
+            secure_tcp: if self.secure_tcp == 2 {
+                1
+            } else {
+                self.secure_tcp
+            },
+            amemthresh: self.amemthresh,
             ..Default::default()
         }
     }

@@ -541,6 +541,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Available memory in 4 KiB pages (`MemAvailable`), as the kernel's
+/// defence routine measures it (its pages are 4 KiB on x86-64 and most
+/// arm64 kernels).
+fn available_pages() -> Option<u64> {
+    let m = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 4)
+}
+
 fn spawn_ticker(director: SharedDirector, epoch: Instant, history: Option<crate::http::History>) {
     std::thread::Builder::new()
         .name("rvsd-ticker".into())
@@ -555,6 +571,15 @@ fn spawn_ticker(director: SharedDirector, epoch: Instant, history: Option<crate:
                 next += period;
                 let mut d = lock(&director);
                 d.tick_estimators();
+                if let Some(pages) = available_pages() {
+                    if d.update_defense(pages) {
+                        tracing::warn!(
+                            available_pages = pages,
+                            active = d.conns().sysctls.secure_tcp_active(),
+                            "secure_tcp defence changed"
+                        );
+                    }
+                }
                 if let Some(h) = &history {
                     crate::http::record_rates(h, d.table());
                 }
