@@ -1358,16 +1358,28 @@ impl Inner {
             .flat_map(|(slot, _)| u32::from(*slot).to_ne_bytes())
             .collect();
         if !tunnels.is_empty() {
-            let n = (tunnels.len() / 4) as u32;
-            let nh: Vec<u8> = (0..n)
-                .flat_map(|_| maps::nexthop([0; 6], [0; 6], 0, false))
-                .collect();
-            if let Err(e) =
-                self.dp
-                    .nexthops
-                    .update_batch(&tunnels, &nh, n, MapFlags::ANY, MapFlags::ANY)
-            {
-                tracing::warn!("nexthop map: {e}");
+            // Only the valid flag is cleared: the addresses are written back
+            // as they are, so a packet that read the entry as valid just
+            // before never sends with a zeroed MAC.
+            let mut keys = Vec::with_capacity(tunnels.len());
+            let mut nh = Vec::with_capacity(tunnels.len() * 5);
+            for key in tunnels.chunks_exact(4) {
+                if let Ok(Some(v)) = self.dp.nexthops.lookup(key, MapFlags::ANY) {
+                    if let Some(v) = maps::nexthop_stale(&v) {
+                        keys.extend_from_slice(key);
+                        nh.extend_from_slice(&v);
+                    }
+                }
+            }
+            let n = (keys.len() / 4) as u32;
+            if n > 0 {
+                if let Err(e) =
+                    self.dp
+                        .nexthops
+                        .update_batch(&keys, &nh, n, MapFlags::ANY, MapFlags::ANY)
+                {
+                    tracing::warn!("nexthop map: {e}");
+                }
             }
         }
     }

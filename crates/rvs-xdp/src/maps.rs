@@ -232,6 +232,18 @@ pub fn nexthop(dmac: [u8; 6], smac: [u8; 6], ifindex: u32, valid: bool) -> Vec<u
     b
 }
 
+/// A cached next hop (`struct rvs_nh` as read from the map) with its valid
+/// flag cleared and everything else kept, so the program looks the route
+/// up again at the next packet; `None` for a value of the wrong size.
+pub fn nexthop_stale(v: &[u8]) -> Option<Vec<u8>> {
+    if v.len() != 20 {
+        return None;
+    }
+    let mut b = v.to_vec();
+    b[16..18].copy_from_slice(&0u16.to_ne_bytes());
+    Some(b)
+}
+
 /// A connection's identity: the client side of the flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnKey {
@@ -504,6 +516,13 @@ mod tests {
             16
         );
         assert_eq!(nexthop([0; 6], [0; 6], 1, true).len(), 20);
+        let live = nexthop([1, 2, 3, 4, 5, 6], [7; 6], 9, true);
+        assert_eq!(
+            nexthop_stale(&live),
+            Some(nexthop([1, 2, 3, 4, 5, 6], [7; 6], 9, false)),
+            "only the valid flag changes"
+        );
+        assert_eq!(nexthop_stale(&live[..19]), None);
         assert_eq!(ifmac(Some([2, 0, 0, 0, 0, 1])).len(), 8);
         assert_eq!(ifmac(None), vec![0; 8]);
         let v = ConnVal {
