@@ -1202,10 +1202,15 @@ impl Inner {
     /// Adds what BPF counted for `slot` since the last flush to the
     /// director's statistics.
     fn flush_slot_stats(&self, st: &mut State, d: &mut rvs_director::Director, slot: u16) {
+        if let Ok(now) = self.dp.dest_stats(slot as u32) {
+            Self::apply_slot_stats(st, d, slot, now);
+        }
+    }
+
+    /// Adds the difference between `now` (what BPF counted for `slot`,
+    /// read before the director was locked) and the last flush.
+    fn apply_slot_stats(st: &mut State, d: &mut rvs_director::Director, slot: u16, now: DestStats) {
         let Some(info) = st.slots.get(&slot) else {
-            return;
-        };
-        let Ok(now) = self.dp.dest_stats(slot as u32) else {
             return;
         };
         let before = st.stats_seen.insert(slot, now).unwrap_or_default();
@@ -1257,6 +1262,14 @@ impl Inner {
         }
         let units = now_units();
         let entries = self.dp.conns();
+        // The counters are read (one system call per real server) before
+        // the director is locked, so a large table does not hold up the
+        // control plane while they are read.
+        let counted: Vec<(u16, DestStats)> = st
+            .slots
+            .keys()
+            .filter_map(|&s| Some((s, self.dp.dest_stats(u32::from(s)).ok()?)))
+            .collect();
         let mut d = lock(&self.director);
         self.follow_secure_tcp(d.conns().sysctls.secure_tcp_active());
         let timeouts = d.conns().timeouts.clone();
@@ -1344,9 +1357,8 @@ impl Inner {
         let f = filter_words(st, live.iter());
         self.write_filter(st, f, false);
         crate::sync::feed(&self.sync, d.conns(), &changed, &live, now);
-        let slots: Vec<u16> = st.slots.keys().copied().collect();
-        for s in slots {
-            self.flush_slot_stats(st, &mut d, s);
+        for (s, now) in counted {
+            Self::apply_slot_stats(st, &mut d, s, now);
         }
         drop(d);
         // Tunnel real servers: the route's MTU is read again (a route
