@@ -117,6 +117,10 @@ pub struct EngineConfig {
     /// relay, with a log line, where the kernel or a sandbox refuses
     /// io_uring. Not used with [`RelayMethod::Splice`].
     pub io_uring: bool,
+    /// Receive buffers (32 KiB each) in one group of a worker's io_uring
+    /// relay, a power of two; a worker adds groups while receivers that do
+    /// not read hold every buffer, up to 32 groups.
+    pub io_uring_buffers: u16,
     /// Listen backlog of every TCP listener (capped by `net.core.somaxconn`).
     pub backlog: u32,
 }
@@ -131,6 +135,7 @@ impl Default for EngineConfig {
             flush_interval: Duration::from_secs(1),
             relay: RelayMethod::default(),
             io_uring: true,
+            io_uring_buffers: crate::uring::BUF_COUNT,
             backlog: 4096,
         }
     }

@@ -100,6 +100,8 @@ impl Engine {
             flush_interval: config.flush_interval,
             relay: config.relay,
             io_uring: config.io_uring && config.relay != crate::config::RelayMethod::Splice,
+            io_uring_buffers: config.io_uring_buffers,
+            ring_buffers: Arc::default(),
             live: Arc::default(),
         });
         let options = Arc::new(config.options);
@@ -140,6 +142,14 @@ impl Engine {
     /// Workers relaying TCP through io_uring (the others use epoll).
     pub fn io_uring_workers(&self) -> usize {
         self.io_uring_workers
+    }
+
+    /// Receive buffers the io_uring relays have registered, all workers
+    /// together (they grow while receivers that do not read hold them).
+    pub fn io_uring_buffers(&self) -> usize {
+        self.shared
+            .ring_buffers
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The TCP relay in use: `io_uring`, `epoll`, or `mixed`.

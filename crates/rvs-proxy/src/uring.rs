@@ -49,9 +49,13 @@ use tokio::sync::Notify;
 /// Size of one provided buffer: also the read size that marks a direction
 /// as bulk (a read that fills it).
 pub(crate) const BUF_SIZE: usize = 32 * 1024;
-/// Provided buffers per worker (a power of two): 8 MiB.
-const BUF_COUNT: u16 = 256;
-const BUF_GROUP: u16 = 0;
+/// Provided buffers per group (a power of two): 8 MiB. A worker starts
+/// with one group and adds one whenever a receive finds every buffer taken
+/// (by sends to receivers that do not read), up to [`MAX_GROUPS`].
+pub(crate) const BUF_COUNT: u16 = 256;
+/// Buffer groups per worker at most (256 MiB with the default group size):
+/// beyond that, receives wait for a buffer to come back.
+const MAX_GROUPS: usize = 32;
 /// Submission ring entries.
 const SQ_ENTRIES: u32 = 1024;
 /// Completion ring entries.
@@ -62,7 +66,8 @@ const TURNS: usize = 8;
 const IORING_ENTER_GETEVENTS: u32 = 1;
 const IORING_RECVSEND_POLL_FIRST: u16 = 1;
 
-// user_data: op (8 bits) | side (1 bit) | buffer id (16 bits) | slot (32 bits)
+// user_data: op (8 bits) | buffer group (7 bits) | side (1 bit) |
+// buffer id (16 bits) | slot (32 bits)
 const OP_RECV: u64 = 1;
 const OP_SEND: u64 = 2;
 const OP_SEND_UNSENT: u64 = 3;
@@ -76,12 +81,18 @@ fn user_data(op: u64, side: usize, bid: u16, slot: usize) -> u64 {
     op << 56 | (side as u64) << 48 | (bid as u64) << 32 | slot as u64
 }
 
-fn decode(ud: u64) -> (u64, usize, u16, usize) {
+fn with_group(ud: u64, group: u16) -> u64 {
+    ud | u64::from(group & 0x7f) << 49
+}
+
+/// Op, side, buffer id, slot, buffer group.
+fn decode(ud: u64) -> (u64, usize, u16, usize, u16) {
     (
         ud >> 56,
         ((ud >> 48) & 1) as usize,
         ((ud >> 32) & 0xffff) as u16,
         (ud & 0xffff_ffff) as usize,
+        ((ud >> 49) & 0x7f) as u16,
     )
 }
 
@@ -138,6 +149,8 @@ pub(crate) struct Quiesced {
 struct Half {
     /// A receive is in flight.
     armed: bool,
+    /// Its user data (what cancels it).
+    recv_ud: u64,
     /// A send is in flight.
     sending: bool,
     /// The source's end of stream was seen (it is passed on once nothing
@@ -182,8 +195,11 @@ impl Conn {
 /// The provided-buffer ring: buffer memory and the ring the kernel picks
 /// from.
 struct Buffers {
-    /// `BUF_COUNT` entries of `struct io_uring_buf` (16 bytes), page aligned.
+    /// `count` entries of `struct io_uring_buf` (16 bytes), page aligned.
     ring: *mut u8,
+    count: u16,
+    /// Buffers the kernel can pick (given back and not yet seen taken).
+    free: u16,
     ring_layout: std::alloc::Layout,
     mem: Box<[u8]>,
     tail: u16,
@@ -192,8 +208,8 @@ struct Buffers {
 }
 
 impl Buffers {
-    fn new() -> io::Result<Buffers> {
-        let ring_layout = std::alloc::Layout::from_size_align(BUF_COUNT as usize * 16, 4096)
+    fn new(count: u16) -> io::Result<Buffers> {
+        let ring_layout = std::alloc::Layout::from_size_align(count as usize * 16, 4096)
             .map_err(|e| io::Error::other(e.to_string()))?;
         // SAFETY: the layout has a non-zero size.
         let ring = unsafe { std::alloc::alloc_zeroed(ring_layout) };
@@ -202,12 +218,14 @@ impl Buffers {
         }
         let mut b = Buffers {
             ring,
+            count,
+            free: 0,
             ring_layout,
-            mem: vec![0u8; BUF_COUNT as usize * BUF_SIZE].into_boxed_slice(),
+            mem: vec![0u8; count as usize * BUF_SIZE].into_boxed_slice(),
             tail: 0,
             unpublished: false,
         };
-        for bid in 0..BUF_COUNT {
+        for bid in 0..count {
             b.give(bid);
         }
         b.publish();
@@ -221,9 +239,9 @@ impl Buffers {
     /// Puts buffer `bid` back at the ring's tail (visible to the kernel at
     /// the next [`Buffers::publish`]).
     fn give(&mut self, bid: u16) {
-        let slot = (self.tail & (BUF_COUNT - 1)) as usize;
+        let slot = (self.tail & (self.count - 1)) as usize;
         let addr = self.addr(bid) as u64;
-        // SAFETY: `slot` < BUF_COUNT, so the 16-byte entry lies inside the
+        // SAFETY: `slot` < count, so the 16-byte entry lies inside the
         // ring allocation; the kernel reads entries only up to the
         // published tail, and this one is beyond it until `publish`.
         unsafe {
@@ -233,6 +251,7 @@ impl Buffers {
             std::ptr::write_unaligned(e.add(12) as *mut u16, bid);
         }
         self.tail = self.tail.wrapping_add(1);
+        self.free += 1;
         self.unpublished = true;
     }
 
@@ -270,7 +289,13 @@ pub(crate) struct Ring {
     free: RefCell<Vec<usize>>,
     /// Receives refused for want of a buffer, re-queued when one returns.
     starving: RefCell<Vec<(usize, usize)>>,
-    bufs: RefCell<Buffers>,
+    /// Buffer groups (index = group id); receives pick from `group`.
+    bufs: RefCell<Vec<Buffers>>,
+    group: Cell<u16>,
+    /// Buffers per group.
+    group_size: u16,
+    /// Buffers registered, all workers together (for the engine's report).
+    buffers_total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Operations in flight, all connections together.
     inflight: Cell<usize>,
     /// The ring's registered index (entering through it skips a file
@@ -280,25 +305,24 @@ pub(crate) struct Ring {
 
 impl Ring {
     /// Sets up a ring, or says why this kernel (or sandbox) cannot.
-    pub fn new() -> io::Result<Rc<Ring>> {
+    pub fn new(
+        group_size: u16,
+        buffers_total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) -> io::Result<Rc<Ring>> {
+        if !group_size.is_power_of_two() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "io_uring buffers per group must be a power of two",
+            ));
+        }
         let ring = IoUring::builder()
             .setup_single_issuer()
             .setup_defer_taskrun()
             .setup_cqsize(CQ_ENTRIES)
             .build(SQ_ENTRIES)?;
         let enter_fd = register_ring_fd(ring.as_raw_fd());
-        let bufs = Buffers::new()?;
-        // SAFETY: the buffer ring is a heap allocation of its own (stable
-        // when `Buffers` moves) that lives as long as the ring: `Ring`
-        // drops the ring before `bufs`.
-        unsafe {
-            ring.submitter().register_buf_ring_with_flags(
-                bufs.ring as u64,
-                BUF_COUNT,
-                BUF_GROUP,
-                0,
-            )?;
-        }
+        let bufs = register_group(&ring, group_size, 0)?;
+        buffers_total.fetch_add(group_size as usize, std::sync::atomic::Ordering::Relaxed);
         // SAFETY: eventfd has no memory preconditions.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
@@ -317,7 +341,10 @@ impl Ring {
             conns: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
             starving: RefCell::new(Vec::new()),
-            bufs: RefCell::new(bufs),
+            bufs: RefCell::new(vec![bufs]),
+            group: Cell::new(0),
+            group_size,
+            buffers_total,
             inflight: Cell::new(0),
             enter_fd,
         }))
@@ -417,13 +444,16 @@ impl Ring {
         } else {
             IORING_RECVSEND_POLL_FIRST
         };
+        let group = self.group.get();
+        let ud = with_group(user_data(OP_RECV, side, 0, slot), group);
         let e = opcode::Recv::new(types::Fd(c.fd[side]), std::ptr::null_mut(), BUF_SIZE as u32)
-            .buf_group(BUF_GROUP)
+            .buf_group(group)
             .ioprio(ioprio)
             .build()
             .flags(squeue::Flags::BUFFER_SELECT)
-            .user_data(user_data(OP_RECV, side, 0, slot));
+            .user_data(ud);
         c.half[side].armed = true;
+        c.half[side].recv_ud = ud;
         self.push(c, e);
     }
 
@@ -517,9 +547,7 @@ impl Ring {
             for side in 0..2 {
                 if keep_sends {
                     if c.half[side].armed {
-                        cancels.push(types::CancelBuilder::user_data(user_data(
-                            OP_RECV, side, 0, slot,
-                        )));
+                        cancels.push(types::CancelBuilder::user_data(c.half[side].recv_ud));
                     }
                 } else if c.inflight > 0 {
                     cancels.push(types::CancelBuilder::fd(types::Fd(c.fd[side])).all());
@@ -649,9 +677,21 @@ impl Ring {
             }
         }
         let mut bufs = self.bufs.borrow_mut();
-        if bufs.unpublished {
-            bufs.publish();
-            drop(bufs);
+        let mut returned = false;
+        for b in bufs.iter_mut() {
+            if b.unpublished {
+                b.publish();
+                returned = true;
+            }
+        }
+        // Receives go to the group with the most buffers to give.
+        if returned {
+            if let Some((g, _)) = bufs.iter().enumerate().max_by_key(|(_, b)| b.free) {
+                self.group.set(g as u16);
+            }
+        }
+        drop(bufs);
+        if returned {
             let starving = std::mem::take(&mut *self.starving.borrow_mut());
             let mut conns = self.conns.borrow_mut();
             for (slot, side) in starving {
@@ -663,8 +703,48 @@ impl Ring {
         n
     }
 
+    /// A receive found no buffer in `group`: move receives to another group
+    /// with buffers, or add a group; `false` when the limit is reached (the
+    /// receive waits for a buffer to come back).
+    fn more_buffers(&self, group: u16) -> bool {
+        let mut bufs = self.bufs.borrow_mut();
+        if let Some(b) = bufs.get_mut(group as usize) {
+            if b.unpublished {
+                // Buffers came back in this pass and the kernel has not
+                // seen them yet: show them and try the same group again.
+                b.publish();
+                return true;
+            }
+            b.free = 0;
+        }
+        if let Some((g, _)) = bufs.iter().enumerate().find(|(_, b)| b.free > 0) {
+            self.group.set(g as u16);
+            return true;
+        }
+        if bufs.len() >= MAX_GROUPS {
+            return false;
+        }
+        let id = bufs.len() as u16;
+        match register_group(&self.ring.borrow(), self.group_size, id) {
+            Ok(b) => {
+                bufs.push(b);
+                self.group.set(id);
+                self.buffers_total.fetch_add(
+                    self.group_size as usize,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                tracing::debug!(groups = id + 1, "io_uring relay: buffer group added");
+                true
+            }
+            Err(e) => {
+                tracing::warn!("io_uring relay: cannot add buffers: {e}");
+                false
+            }
+        }
+    }
+
     fn complete(&self, cqe: cqueue::Entry) {
-        let (op, side, bid, slot) = decode(cqe.user_data());
+        let (op, side, bid, slot, group) = decode(cqe.user_data());
         let res = cqe.result();
         let flags = cqe.flags();
         self.inflight.set(self.inflight.get() - 1);
@@ -676,40 +756,50 @@ impl Ring {
         match op {
             OP_RECV => {
                 c.half[side].armed = false;
-                if res > 0 && c.aborting {
-                    if let Some(bid) = cqueue::buffer_select(flags) {
-                        self.bufs.borrow_mut().give(bid);
+                if let Some(b) = cqueue::buffer_select(flags) {
+                    // Taken by the kernel for this receive.
+                    let mut bufs = self.bufs.borrow_mut();
+                    bufs[group as usize].free = bufs[group as usize].free.saturating_sub(1);
+                    if res <= 0 || c.aborting {
+                        bufs[group as usize].give(b);
                     }
-                } else if res > 0 {
-                    let bid = cqueue::buffer_select(flags).expect("a provided buffer");
-                    let n = res as usize;
-                    if side == 0 {
-                        c.tracked.count_in(n);
-                    } else {
-                        c.tracked.count_out(n);
+                }
+                if res > 0 {
+                    // Aborting: the buffer went back above.
+                    if !c.aborting {
+                        let bid = cqueue::buffer_select(flags).expect("a provided buffer");
+                        let n = res as usize;
+                        if side == 0 {
+                            c.tracked.count_in(n);
+                        } else {
+                            c.tracked.count_out(n);
+                        }
+                        c.half[side].nonempty = cqueue::sock_nonempty(flags);
+                        if n == BUF_SIZE && c.auto_bulk && !c.stopping {
+                            c.half[side].bulk = true;
+                            c.push_event(RingEvent::Bulk);
+                        }
+                        let addr = self.bufs.borrow()[group as usize].addr(bid);
+                        let e = opcode::Send::new(types::Fd(c.fd[side ^ 1]), addr, n as u32)
+                            .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+                            .build()
+                            .user_data(with_group(user_data(OP_SEND, side, bid, slot), group));
+                        c.half[side].sending = true;
+                        self.push(c, e);
                     }
-                    c.half[side].nonempty = cqueue::sock_nonempty(flags);
-                    if n == BUF_SIZE && c.auto_bulk && !c.stopping {
-                        c.half[side].bulk = true;
-                        c.push_event(RingEvent::Bulk);
-                    }
-                    let addr = self.bufs.borrow().addr(bid);
-                    let e = opcode::Send::new(types::Fd(c.fd[side ^ 1]), addr, n as u32)
-                        .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
-                        .build()
-                        .user_data(user_data(OP_SEND, side, bid, slot));
-                    c.half[side].sending = true;
-                    self.push(c, e);
                 } else {
-                    if let Some(bid) = cqueue::buffer_select(flags) {
-                        self.bufs.borrow_mut().give(bid);
-                    }
                     match -res {
                         0 => {
                             c.half[side].eof = true;
                             self.advance(c, slot, side);
                         }
-                        libc::ENOBUFS => self.starving.borrow_mut().push((slot, side)),
+                        libc::ENOBUFS => {
+                            if self.more_buffers(group) {
+                                self.advance(c, slot, side);
+                            } else {
+                                self.starving.borrow_mut().push((slot, side));
+                            }
+                        }
                         libc::ECANCELED => {}
                         libc::EINTR | libc::EAGAIN => self.advance(c, slot, side),
                         errno => {
@@ -723,7 +813,7 @@ impl Ring {
             OP_SEND | OP_SEND_UNSENT => {
                 c.half[side].sending = false;
                 let len = if op == OP_SEND {
-                    self.bufs.borrow_mut().give(bid);
+                    self.bufs.borrow_mut()[group as usize].give(bid);
                     None
                 } else {
                     let l = c.unsent.len();
@@ -776,17 +866,7 @@ impl Drop for Ring {
         if self.inflight.get() > 0 {
             // Operations may still refer to this memory while the kernel
             // tears the ring down: leak it rather than free it under them.
-            let bufs = std::mem::replace(
-                &mut *self.bufs.borrow_mut(),
-                Buffers {
-                    ring: std::ptr::null_mut(),
-                    ring_layout: std::alloc::Layout::new::<u8>(),
-                    mem: Box::new([]),
-                    tail: 0,
-                    unpublished: false,
-                },
-            );
-            std::mem::forget(bufs);
+            std::mem::forget(std::mem::take(&mut *self.bufs.borrow_mut()));
             std::mem::forget(std::mem::take(&mut *self.conns.borrow_mut()));
         }
     }
@@ -814,6 +894,24 @@ fn write_failed(side: usize, e: io::Error) -> RingEvent {
     } else {
         RingEvent::ClientReset(e)
     }
+}
+
+/// A new group of `count` provided buffers, registered with `ring` as
+/// group `id`.
+fn register_group(
+    ring: &IoUring<squeue::Entry, cqueue::Entry>,
+    count: u16,
+    id: u16,
+) -> io::Result<Buffers> {
+    let b = Buffers::new(count)?;
+    // SAFETY: the buffer ring is a heap allocation of its own (stable when
+    // `Buffers` moves) that lives as long as the ring: `Ring` drops the
+    // ring before its buffers (and leaks them if operations are in flight).
+    unsafe {
+        ring.submitter()
+            .register_buf_ring_with_flags(b.ring as u64, count, id, 0)?;
+    }
+    Ok(b)
 }
 
 /// Registers the ring's descriptor with itself; returns what to pass to

@@ -33,6 +33,10 @@ pub(crate) struct Shared {
     pub relay: RelayMethod,
     /// Relay established connections through an io_uring.
     pub io_uring: bool,
+    /// Buffers per group of each worker's ring.
+    pub io_uring_buffers: u16,
+    /// Ring buffers registered, all workers together.
+    pub ring_buffers: Arc<std::sync::atomic::AtomicUsize>,
     /// Connections and UDP flows being carried, all workers together.
     pub live: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -266,7 +270,7 @@ pub(crate) fn run(
     // the thread that created it.
     let ring = if shared.io_uring {
         let _enter = rt.enter();
-        match crate::uring::Ring::new() {
+        match crate::uring::Ring::new(shared.io_uring_buffers, shared.ring_buffers.clone()) {
             Ok(r) => Some(r),
             Err(e) => {
                 if index == 0 {

@@ -240,3 +240,89 @@ async fn load_peer() {
     drop(held);
     println!("RELEASED");
 }
+
+/// Receivers that do not read hold the io_uring relay's buffers (each
+/// direction keeps the one whose send is stuck): the worker adds buffers
+/// instead of leaving other connections without any, and nothing read for
+/// the slow receivers is lost or reordered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receivers_that_do_not_read_do_not_starve_other_connections() {
+    const FLOOD: usize = 12 << 20;
+    const SLOW: usize = 6;
+    let lvs = Lvs::new(EngineConfig {
+        workers: 1,
+        // Copy: every byte stays in the ring (no hand-over to splice).
+        relay: rvs_proxy::RelayMethod::Copy,
+        io_uring_buffers: 4,
+        ..Default::default()
+    });
+    if lvs.engine().io_uring_workers() == 0 {
+        eprintln!("skipped: the relay is not io_uring here");
+        return;
+    }
+    assert_eq!(lvs.engine().io_uring_buffers(), 4);
+    // A real server that sends FLOOD bytes of a known pattern and closes.
+    let flood = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let flood_addr = flood.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = flood.accept().await {
+            tokio::spawn(async move {
+                let mut sent = 0;
+                while sent < FLOOD {
+                    let n = (FLOOD - sent).min(65536);
+                    let buf: Vec<u8> = (sent..sent + n).map(|i| (i % 251) as u8).collect();
+                    if s.write_all(&buf).await.is_err() {
+                        return;
+                    }
+                    sent += n;
+                }
+            });
+        }
+    });
+    let slow_vip = free_addr("127.0.0.1");
+    lvs.add_service(tcp(slow_vip), "rr");
+    lvs.add_rs(tcp(slow_vip), flood_addr, 1);
+    let echo = tcp_rs("echo", "127.0.0.1", Mode::Echo).await;
+    let vip = free_addr("127.0.0.1");
+    lvs.add_service(tcp(vip), "rr");
+    lvs.add_rs(tcp(vip), echo.addr, 1);
+
+    let mut slow = Vec::new();
+    for _ in 0..SLOW {
+        slow.push(tokio::net::TcpStream::connect(slow_vip).await.unwrap());
+    }
+    // Every slow connection ends up holding a buffer its send cannot
+    // deliver: more than the 4 the worker started with.
+    eventually(20, "the relay adds buffers", || {
+        lvs.engine().io_uring_buffers() > 4
+    })
+    .await;
+    // Another client is served while they are stuck.
+    let (c, name) = open(vip).await;
+    assert_eq!(name, "echo");
+    let mut c = c.unwrap();
+    assert_eq!(
+        roundtrip(&mut c, "not starved").await.unwrap(),
+        "not starved"
+    );
+    // The slow receivers get every byte, in order.
+    for mut s in slow {
+        let got = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut buf = vec![0u8; 1 << 16];
+            let mut at = 0usize;
+            loop {
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    return at;
+                }
+                for (i, b) in buf[..n].iter().enumerate() {
+                    assert_eq!(*b, ((at + i) % 251) as u8, "byte {} out of order", at + i);
+                }
+                at += n;
+            }
+        })
+        .await
+        .expect("slow receiver drained within 60 s");
+        assert_eq!(got, FLOOD);
+    }
+}
