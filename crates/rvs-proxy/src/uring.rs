@@ -978,6 +978,7 @@ pub(crate) async fn drive(ring: Rc<Ring>) {
     // completion whose signal was coalesced with another can never leave a
     // connection waiting for longer than that.
     let mut guard = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut last_error: Option<std::time::Instant> = None;
     guard.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -1000,8 +1001,17 @@ pub(crate) async fn drive(ring: Rc<Ring>) {
             }
             Ok(false) => {}
             Err(e) => {
-                tracing::error!("io_uring: {e}");
-                return;
+                // Connections depend on the ring: keep turning it (an
+                // enter can fail for want of memory), logging once a second.
+                let now = std::time::Instant::now();
+                if last_error
+                    .is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(1))
+                {
+                    tracing::error!("io_uring: {e}");
+                    last_error = Some(now);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                ring.kick.notify_one();
             }
         }
     }
