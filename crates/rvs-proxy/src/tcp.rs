@@ -420,7 +420,13 @@ async fn serve_ring(
                 break End::Aborted;
             }
             RingEvent::Bulk => {
-                let q = ring.stop(slot, true).await;
+                // The hand-over waits for the sends in flight, which a
+                // receiver that stopped reading can hold up: the entry's
+                // death or the idle timeout still ends the connection.
+                let q = tokio::select! {
+                    q = ring.stop(slot, true) => q,
+                    _ = tracked.cancelled() => break End::Cancelled,
+                };
                 let streams =
                     TcpStream::from_std(std::net::TcpStream::from(client)).and_then(|c| {
                         TcpStream::from_std(std::net::TcpStream::from(server)).map(|s| (c, s))

@@ -536,7 +536,8 @@ impl Ring {
     /// Stops relaying: cancels what is in flight (only the receives when
     /// `keep_sends`, so that no byte read is lost), waits until nothing is,
     /// and frees the connection's state. After this the caller may close or
-    /// reuse the sockets.
+    /// reuse the sockets. A stop with `keep_sends` whose wait was abandoned
+    /// can be followed by one without, which cancels the sends too.
     pub async fn stop(&self, slot: usize, keep_sends: bool) -> Quiesced {
         {
             let mut conns = self.conns.borrow_mut();
