@@ -463,8 +463,10 @@ fn tproxy_rule(key: &ServiceKey, port: u16) -> String {
             "`{ipt} -t mangle -A PREROUTING -p tcp -m mark --mark {mark} -j TPROXY --on-port {port}` \
              with `ip rule add fwmark {mark} lookup 100` and a `local` default route in table 100"
         ),
+        // The listener is bound to the virtual address, and TPROXY without
+        // --on-ip looks for one on the incoming interface's address.
         ServiceKey::Addr { addr, .. } => format!(
-            "`{ipt} -t mangle -A PREROUTING -p tcp -d {addr} -j TPROXY --on-port {port} --tproxy-mark 1` \
+            "`{ipt} -t mangle -A PREROUTING -p tcp -d {addr} -j TPROXY --on-ip {addr} --on-port {port} --tproxy-mark 1` \
              with `ip rule add fwmark 1 lookup 100` and a `local` default route in table 100"
         ),
     }
