@@ -159,6 +159,9 @@ pub struct Service {
     /// Connect to real servers from the client's address (IP_TRANSPARENT,
     /// root only; proxy engine).
     pub transparent: bool,
+    /// The port of the TPROXY listener of a firewall-mark or port-0 TCP
+    /// service (proxy engine); `None`: one the kernel picks.
+    pub tproxy_port: Option<u16>,
     /// In declaration order, which is the order they are added in.
     pub real_servers: Vec<RealServer>,
     /// Health checks and what failures do to the pool.
@@ -186,6 +189,7 @@ impl Service {
         ProxyOptions {
             proxy_protocol: self.proxy_protocol,
             transparent: self.transparent,
+            tproxy_port: self.tproxy_port,
         }
     }
 
@@ -259,6 +263,7 @@ impl std::fmt::Display for MarkMatch {
 pub struct ProxyOptions {
     pub proxy_protocol: ProxyProtocol,
     pub transparent: bool,
+    pub tproxy_port: Option<u16>,
 }
 
 /// A whole rvs.toml.

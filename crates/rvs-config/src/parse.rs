@@ -182,6 +182,7 @@ const SERVICE_KEYS: &[&str] = &[
     "one_packet",
     "proxy_protocol",
     "transparent",
+    "tproxy_port",
     "match",
     "real_server",
     "on_failure",
@@ -756,6 +757,41 @@ impl Reader<'_> {
             }
         }
 
+        let mut tproxy_port = None;
+        if let Some(v) = t.get("tproxy_port") {
+            let any_port = matches!(
+                key,
+                ServiceKey::Addr {
+                    proto: Protocol::Tcp,
+                    port: 0,
+                    ..
+                }
+            );
+            if engine == Some(Engine::Xdp) {
+                ok = false;
+                self.errs.at(
+                    &v.span(),
+                    "tproxy_port applies to the proxy engine (engine = \"proxy\"); \
+                     the xdp engine needs no listener",
+                );
+            } else if !key.is_fwmark() && !any_port {
+                ok = false;
+                self.errs.at(
+                    &v.span(),
+                    format!(
+                        "tproxy_port is for firewall-mark and port-0 TCP services \
+                         (their TPROXY listener); {} listens on its own port",
+                        describe(&key)
+                    ),
+                );
+            } else {
+                match self.integer(v, "tproxy_port", 1, 65535, "") {
+                    Some(p) => tproxy_port = Some(p as u16),
+                    None => ok = false,
+                }
+            }
+        }
+
         if let Some(v) = t.get("match") {
             if !key.is_fwmark() {
                 ok = false;
@@ -839,6 +875,7 @@ impl Reader<'_> {
             config,
             proxy_protocol,
             transparent,
+            tproxy_port,
             real_servers,
             health: health.unwrap_or_default(),
         })

@@ -129,6 +129,7 @@ pub fn from_rules_with(text: &str, names: &NameDb) -> Result<Config, String> {
                     config,
                     proxy_protocol: ProxyProtocol::None,
                     transparent: false,
+                    tproxy_port: None,
                     real_servers: Vec::new(),
                     health: ServiceHealth::default(),
                 });

@@ -153,6 +153,9 @@ fn service(o: &mut String, s: &Service, matches: &[MarkMatch]) {
     if s.transparent {
         let _ = writeln!(o, "transparent = true");
     }
+    if let Some(p) = s.tproxy_port {
+        let _ = writeln!(o, "tproxy_port = {p}");
+    }
     let h = &s.health;
     let d = ServiceHealth::default();
     if h.on_failure != d.on_failure {

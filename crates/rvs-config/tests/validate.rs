@@ -1018,3 +1018,35 @@ fn fwmark_match_lists() {
     // cannot carry it), as `rvsctl config from-rules` writes them.
     assert!(parse("engine = \"xdp\"\n[[service]]\nfwmark = 1\n", "f").is_ok());
 }
+
+#[test]
+fn tproxy_port_is_for_firewall_mark_and_port_zero_tcp_services() {
+    one(
+        &svc("tproxy_port = 15000", "address = \"10.0.0.2:80\""),
+        3,
+        15,
+        "tproxy_port is for firewall-mark and port-0 TCP services",
+    );
+    one(
+        "engine = \"xdp\"\n[[service]]\nfwmark = 7\ntproxy_port = 15000\n",
+        4,
+        15,
+        "tproxy_port applies to the proxy engine",
+    );
+    one(
+        "[[service]]\nfwmark = 7\ntproxy_port = 0\n",
+        3,
+        15,
+        "tproxy_port must be 1..=65535",
+    );
+    let text = "[[service]]\nfwmark = 7\ntproxy_port = 15007\n\n\
+                [[service]]\ntcp = \"10.0.0.1:0\"\npersistent = 60\ntproxy_port = 15000\n";
+    let c = parse(text, "f").unwrap();
+    let ports: Vec<Option<u16>> = c.services.iter().map(|s| s.tproxy_port).collect();
+    assert_eq!(ports, [Some(15007), Some(15000)]);
+    assert_eq!(
+        parse(&rvs_config::to_toml(&c), "f").unwrap(),
+        c,
+        "written back"
+    );
+}

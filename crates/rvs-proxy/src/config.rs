@@ -36,6 +36,10 @@ pub struct ProxyOptions {
     /// Keyed by the service and the real server's configured address and
     /// port (as `-a -r` gave them; port 0 stays 0).
     pub real_servers: HashMap<(ServiceKey, SocketAddr), ClientAddressing>,
+    /// The port of a firewall-mark or port-0 service's TPROXY listener, so
+    /// that the diverting rules can name it in advance; services without
+    /// one get a port the kernel picks.
+    pub tproxy_ports: HashMap<ServiceKey, u16>,
 }
 
 impl ProxyOptions {

@@ -204,11 +204,21 @@ impl Engine {
             d.table().services().iter().map(|s| s.key).collect()
         };
         let mut problems = Vec::new();
+        let options = self.options();
         let mut listening = lock(&self.listening);
+        // Deleted services, and TPROXY services whose configured port
+        // changed (they are opened again below).
         let gone: Vec<ServiceKey> = listening
-            .keys()
-            .filter(|k| !keys.contains(k))
-            .copied()
+            .iter()
+            .filter(|(k, l)| {
+                !keys.contains(k)
+                    || (l.tproxy
+                        && options
+                            .tproxy_ports
+                            .get(k)
+                            .is_some_and(|&p| p != l.addr.port()))
+            })
+            .map(|(k, _)| *k)
             .collect();
         let unlistened = !gone.is_empty();
         for k in gone {
@@ -286,8 +296,14 @@ impl Engine {
             }
             return Ok(Listening { addr, tproxy });
         }
-        // The first socket picks the port of a TPROXY service; the others share it.
+        // The first socket picks the port of a TPROXY service (unless one
+        // is configured); the others share it.
         let mut bound = addr;
+        if tproxy {
+            if let Some(&p) = lock(&self.options).tproxy_ports.get(key) {
+                bound.set_port(p);
+            }
+        }
         let mut socks = Vec::new();
         for _ in 0..self.workers.len() {
             let l = sock::tcp_listener(bound, self.backlog, tproxy).map_err(|e| what(e, &bound))?;

@@ -28,6 +28,9 @@ fn pp(p: ProxyProtocol) -> rvs_proxy::ProxyProtocol {
 pub fn proxy_options(c: &Config) -> ProxyOptions {
     let mut o = ProxyOptions::default();
     for (key, opts) in c.proxy_options() {
+        if let Some(p) = opts.tproxy_port {
+            o.tproxy_ports.insert(key, p);
+        }
         o.services.insert(
             key,
             ClientAddressing {

@@ -77,8 +77,9 @@ impl Drop for Topo {
 }
 
 impl Topo {
-    fn new() -> Topo {
-        let id = std::process::id();
+    /// `tag` tells apart the tests of one process (they run in parallel).
+    fn new(tag: &str) -> Topo {
+        let id = format!("{tag}{}", std::process::id());
         let dir = std::env::temp_dir().join(format!("rvs-tproxy-{id}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -103,6 +104,10 @@ impl Topo {
     }
 
     fn start_rvsd(&mut self) {
+        self.start_rvsd_with(&[]);
+    }
+
+    fn start_rvsd_with(&mut self, extra: &[&str]) {
         let log = std::fs::File::create(&self.log).unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", &self.director])
@@ -112,6 +117,7 @@ impl Topo {
             .arg("--state-dir")
             .arg(self.dir.join("state"))
             .args(["--workers", "2"])
+            .args(extra)
             .env("RVS_LOG", "info")
             .stdin(Stdio::null())
             .stderr(log)
@@ -134,11 +140,21 @@ impl Topo {
 
     /// The port rvsd's log names for `service` ("FWM 7", "TCP 1.2.3.4:0").
     fn tproxy_port(&self, service: &str) -> u16 {
+        self.tproxy_port_after(service, 0)
+    }
+
+    /// The port named by the `skip`+1-th such line (a reopened listener
+    /// logs again).
+    fn tproxy_port_after(&self, service: &str, skip: usize) -> u16 {
         let want = format!("{service}: TPROXY listener on port ");
         let t0 = Instant::now();
         loop {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if let Some(rest) = log.lines().find_map(|l| l.split_once(&want).map(|x| x.1)) {
+            if let Some(rest) = log
+                .lines()
+                .filter_map(|l| l.split_once(&want).map(|x| x.1))
+                .nth(skip)
+            {
                 return rest.split(';').next().unwrap().trim().parse().unwrap();
             }
             assert!(
@@ -184,7 +200,7 @@ fn firewall_mark_and_port_zero_services_through_tproxy() {
         eprintln!("skipped: nft is not installed (scripts/test installs nftables)");
         return;
     }
-    let mut t = Topo::new();
+    let mut t = Topo::new("a");
     t.real_server("rs1", "127.0.0.1:9001");
     t.real_server("rs2", "127.0.0.1:9002");
     t.start_rvsd();
@@ -272,4 +288,64 @@ ip -n {d} route add local 0.0.0.0/0 dev lo table 100"
         Some("4"),
         "4 connections: {fwm}"
     );
+}
+
+/// `tproxy_port` in rvs.toml fixes the listener's port, so the diverting
+/// rule can be written before rvsd starts; a reload that changes it moves
+/// the listener.
+#[test]
+fn a_configured_tproxy_port_is_used_and_follows_a_reload() {
+    if !is_root() {
+        eprintln!("skipped: TPROXY needs root (network namespaces, nftables)");
+        return;
+    }
+    if Command::new("nft").arg("--version").output().is_err() {
+        eprintln!("skipped: nft is not installed (scripts/test installs nftables)");
+        return;
+    }
+    let mut t = Topo::new("b");
+    t.real_server("rs1", "127.0.0.1:9001");
+    let config = |port: u16| {
+        format!(
+            "[[service]]\nfwmark = 7\nscheduler = \"rr\"\ntproxy_port = {port}\n\
+             [[service.real_server]]\naddress = \"127.0.0.1:9001\"\nmethod = \"masq\"\n"
+        )
+    };
+    let path = t.dir.join("rvs.toml");
+    std::fs::write(&path, config(15007)).unwrap();
+    let d = t.director.clone();
+    // The rule exists before rvsd does.
+    let rules = |port: u16| {
+        format!(
+            "ip netns exec {d} nft -f - <<'EOF'
+table ip rvstp {{
+  chain pre {{
+    type filter hook prerouting priority mangle; policy accept;
+    ip daddr {VIP_FWM} tcp dport 80 meta mark set 7 tproxy to :{port} accept
+  }}
+}}
+EOF"
+        )
+    };
+    sh(&rules(15007));
+    sh(&format!(
+        "ip -n {d} rule add fwmark 7 lookup 100 && ip -n {d} route add local 0.0.0.0/0 dev lo table 100"
+    ));
+    t.start_rvsd_with(&["--config", path.to_str().unwrap()]);
+    assert_eq!(t.tproxy_port("FWM 7"), 15007);
+    assert_eq!(t.fetch(format!("{VIP_FWM}:80")), "rs1");
+    // Reload with another port: the listener moves.
+    std::fs::write(&path, config(15008)).unwrap();
+    let pid = t.rvsd.as_ref().unwrap().id();
+    // `ip netns exec` runs rvsd as its child: signal the daemon itself.
+    let daemon = sh(&format!("pgrep -P {pid} -x rvsd || echo {pid}"));
+    sh(&format!("kill -HUP {}", daemon.trim()));
+    assert_eq!(t.tproxy_port_after("FWM 7", 1), 15008);
+    sh(&format!("ip netns exec {d} nft flush ruleset"));
+    sh(&rules(15008));
+    assert_eq!(t.fetch(format!("{VIP_FWM}:80")), "rs1");
+    let gone = in_ns(&t.director, || {
+        TcpStream::connect("127.0.0.1:15007").is_err()
+    });
+    assert!(gone, "the old listener is closed");
 }
