@@ -43,6 +43,11 @@ pub trait Control: Send + Sync + 'static {
     fn call(&self, req: Request) -> Response;
     /// The data path's name (`proxy`, `none`), for `rvs_engine_info`.
     fn engine(&self) -> String;
+    /// How the proxy engine relays TCP (`io_uring`, `epoll`, `mixed`), a
+    /// label of `rvs_engine_info`; `None` for other engines.
+    fn relay(&self) -> Option<String> {
+        None
+    }
     /// The rate history from sample `from` on ([`history::RateHistory::view`]),
     /// or `None` if the daemon keeps none (`/api/v1/history` then answers 404).
     fn history(&self, from: Option<u64>) -> Option<history::HistoryView> {
@@ -355,10 +360,10 @@ async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
         _ => None,
     };
     let ctl = st.ctl.clone();
-    let engine = tokio::task::spawn_blocking(move || ctl.engine())
+    let (engine, relay) = tokio::task::spawn_blocking(move || (ctl.engine(), ctl.relay()))
         .await
         .unwrap_or_default();
-    let mut body = metrics::render(&engine, services.as_deref());
+    let mut body = metrics::render(&engine, relay.as_deref(), services.as_deref());
     if let Ok(h) = health_report(&st).await {
         metrics::render_health(&mut body, &h);
     }

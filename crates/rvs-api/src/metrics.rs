@@ -198,7 +198,7 @@ impl Level {
 /// The whole exposition: rvsd's own health, then every service and real
 /// server. `services` is `None` when the table could not be read (the
 /// exposition then says `rvs_up 0`).
-pub fn render(engine: &str, services: Option<&[ServiceEntry]>) -> String {
+pub fn render(engine: &str, relay: Option<&str>, services: Option<&[ServiceEntry]>) -> String {
     let mut out = String::new();
     let mut up = Family::new(
         "rvs_up",
@@ -210,9 +210,12 @@ pub fn render(engine: &str, services: Option<&[ServiceEntry]>) -> String {
     let mut info = Family::new(
         "rvs_engine_info",
         "gauge",
-        "The data path carrying the traffic (always 1; the engine is a label).",
+        "The data path carrying the traffic (always 1; the engine, and the proxy engine's TCP relay, are labels).",
     );
-    info.push(&[("engine", engine)], 1);
+    match relay {
+        Some(r) => info.push(&[("engine", engine), ("relay", r)], 1),
+        None => info.push(&[("engine", engine)], 1),
+    }
     info.write(&mut out);
     let services = services.unwrap_or(&[]);
     let mut count = Family::new("rvs_services", "gauge", "Virtual services in the table.");
@@ -451,11 +454,13 @@ mod tests {
 
     #[test]
     fn empty_table_still_reports_health() {
-        let m = render("proxy", Some(&[]));
+        let m = render("proxy", None, Some(&[]));
+        assert!(render("proxy", Some("io_uring"), Some(&[]))
+            .contains("rvs_engine_info{engine=\"proxy\",relay=\"io_uring\"} 1\n"));
         assert!(m.contains("# TYPE rvs_up gauge\nrvs_up 1\n"), "{m}");
         assert!(m.contains("rvs_engine_info{engine=\"proxy\"} 1\n"), "{m}");
         assert!(m.contains("rvs_services 0\n"), "{m}");
-        assert!(render("none", None).contains("rvs_up 0\n"));
+        assert!(render("none", None, None).contains("rvs_up 0\n"));
     }
 
     #[test]

@@ -53,6 +53,11 @@ impl rvs_api::Control for DaemonControl {
         .into()
     }
 
+    fn relay(&self) -> Option<String> {
+        let s = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        s.proxy_relay().map(String::from)
+    }
+
     fn history(&self, from: Option<u64>) -> Option<HistoryView> {
         let h = self.history.lock().unwrap_or_else(|p| p.into_inner());
         Some(h.view(from))

@@ -356,6 +356,12 @@ pub fn run(args: Args) -> Result<(), String> {
 }
 
 impl Shared {
+    /// How the proxy engine relays TCP (`io_uring`, `epoll`, `mixed`);
+    /// `None` for the other engines.
+    pub(crate) fn proxy_relay(&self) -> Option<&'static str> {
+        Some(self.engine.as_ref()?.proxy()?.relay_name())
+    }
+
     /// Reconciles the engine's listeners with the table; logs each problem
     /// once.
     fn sync_engine(&mut self) {

@@ -166,7 +166,11 @@ fn metrics_follow_real_traffic_and_the_api_drains_a_real_server() {
                 == Some(CONNS * REQUEST as u64)
     });
     assert_eq!(sample(&m, "rvs_up"), Some(1));
-    assert_eq!(sample(&m, "rvs_engine_info{engine=\"proxy\"}"), Some(1));
+    assert_eq!(
+        sample(&m, "rvs_engine_info{engine=\"proxy\",relay=\"io_uring\"}"),
+        Some(1),
+        "this kernel has io_uring: the proxy engine relays through it"
+    );
     assert_eq!(sample(&m, "rvs_services"), Some(1));
     assert_eq!(total(&m, "rvs_service_connections_total", ""), Some(CONNS));
     // A packet is a read; at least the SYN and one read per connection in,
