@@ -13,12 +13,15 @@
 //! half-closed connections.
 //!
 //! Threads: [`Engine::start`] runs N workers, each a tokio `current_thread`
-//! runtime with its own SO_REUSEPORT socket per service; the director's
+//! runtime with its own SO_REUSEPORT socket per service and, where the
+//! kernel allows it, an io_uring that relays established TCP connections
+//! (the `uring` module; the `relay` module is the epoll relay); the director's
 //! lock is taken only to schedule a connection, to report a state change
 //! (established, FIN, reset, close) and once per flush interval to report
 //! traffic counts. Statistics: for the proxy, one **packet** is one
-//! successful read from a socket (TCP: a `read` or `splice` of up to 64 KiB;
-//! UDP: one datagram), plus one incoming packet of 0 bytes for the
+//! successful read from a socket (TCP: a receive of up to 32 KiB through
+//! io_uring, a `read` or `splice` of up to 64 KiB with epoll; UDP: one
+//! datagram), plus one incoming packet of 0 bytes for the
 //! connection request itself (the kernel's SYN); **bytes** are payload
 //! bytes, without IP and TCP/UDP headers (and without the PROXY protocol
 //! header). Counts reach `--stats` within one flush interval (1 s).
