@@ -250,6 +250,26 @@ async fn serve(w: Rc<Worker>, key: ServiceKey, client: Socket, peer: SocketAddr)
     relay_events(&w, &tracked, peer, target.dest, relay).await;
 }
 
+/// The side of a relayed connection that failed.
+enum Side {
+    Client(SocketAddr),
+    RealServer(SocketAddr),
+}
+
+/// Logs a failed side and reports its reset and the close to the table.
+fn report_failure(w: &Worker, tracked: &Tracked, side: Side, e: &io::Error) {
+    match side {
+        Side::Client(peer) => {
+            tracing::trace!(client = %peer, "client side failed: {e}");
+            w.report(tracked, &[ProxyEvent::ClientReset, ProxyEvent::Closed]);
+        }
+        Side::RealServer(dest) => {
+            tracing::trace!(rs = %dest, "real-server side failed: {e}");
+            w.report(tracked, &[ProxyEvent::ServerReset, ProxyEvent::Closed]);
+        }
+    }
+}
+
 /// Relays with the readiness relay until both sides are done, reporting
 /// every event to the connection table, then closes (or resets) both sockets.
 async fn relay_events(
@@ -283,13 +303,11 @@ async fn relay_events(
                 w.report(tracked, &[fin]);
             }
             Event::ClientReset(e) => {
-                tracing::trace!(client = %peer, "client side failed: {e}");
-                w.report(tracked, &[ProxyEvent::ClientReset, ProxyEvent::Closed]);
+                report_failure(w, tracked, Side::Client(peer), &e);
                 break End::Aborted;
             }
             Event::ServerReset(e) => {
-                tracing::trace!(rs = %dest, "real-server side failed: {e}");
-                w.report(tracked, &[ProxyEvent::ServerReset, ProxyEvent::Closed]);
+                report_failure(w, tracked, Side::RealServer(dest), &e);
                 break End::Aborted;
             }
         }
@@ -410,13 +428,11 @@ async fn serve_ring(
                 w.report(tracked, &[fin]);
             }
             RingEvent::ClientReset(e) => {
-                tracing::trace!(client = %peer, "client side failed: {e}");
-                w.report(tracked, &[ProxyEvent::ClientReset, ProxyEvent::Closed]);
+                report_failure(w, tracked, Side::Client(peer), &e);
                 break End::Aborted;
             }
             RingEvent::ServerReset(e) => {
-                tracing::trace!(rs = %dest, "real-server side failed: {e}");
-                w.report(tracked, &[ProxyEvent::ServerReset, ProxyEvent::Closed]);
+                report_failure(w, tracked, Side::RealServer(dest), &e);
                 break End::Aborted;
             }
             RingEvent::Bulk => {

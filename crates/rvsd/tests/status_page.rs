@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{free_port, rvsadm, Rvsd};
+use common::{free_port, is_root, rvsadm, Rvsd};
 use serde_json::{json, Value};
 use std::io::{BufRead, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -305,14 +305,6 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }
 
 /// What the page shows of one chart: `{samples, latest, d}` of the

@@ -8,21 +8,13 @@
 
 mod common;
 
-use common::{rvsadm_output, wait_for_socket};
+use common::{is_root, rvsadm_output, wait_for_socket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const A_IP: &str = "198.18.40.1";
 const B_IP: &str = "198.18.40.2";
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
 
 fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().unwrap();

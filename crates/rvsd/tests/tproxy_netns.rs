@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{rvsadm_output, wait_for_socket};
+use common::{in_ns, is_root, rvsadm_output, sh, wait_for_socket};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -22,36 +22,17 @@ const VIP_FWM: &str = "198.19.9.10";
 /// The port-0 service's virtual address.
 const VIP_ANY: &str = "198.19.9.20";
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn sh(cmd: &str) -> String {
-    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    assert!(
-        o.status.success(),
-        "`{cmd}`: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Runs `f` on a thread inside network namespace `ns` (sockets it creates
-/// stay in that namespace).
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap();
-        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        f()
-    })
-    .join()
-    .unwrap()
+/// Whether this machine cannot run these tests (says why).
+fn skip() -> bool {
+    if !is_root() {
+        eprintln!("skipped: TPROXY needs root (network namespaces, nftables)");
+        return true;
+    }
+    if Command::new("nft").arg("--version").output().is_err() {
+        eprintln!("skipped: nft is not installed (scripts/test installs nftables)");
+        return true;
+    }
+    false
 }
 
 struct Topo {
@@ -192,12 +173,7 @@ impl Topo {
 
 #[test]
 fn firewall_mark_and_port_zero_services_through_tproxy() {
-    if !is_root() {
-        eprintln!("skipped: TPROXY needs root (network namespaces, nftables)");
-        return;
-    }
-    if Command::new("nft").arg("--version").output().is_err() {
-        eprintln!("skipped: nft is not installed (scripts/test installs nftables)");
+    if skip() {
         return;
     }
     let mut t = Topo::new("a");
@@ -295,12 +271,7 @@ ip -n {d} route add local 0.0.0.0/0 dev lo table 100"
 /// the listener.
 #[test]
 fn a_configured_tproxy_port_is_used_and_follows_a_reload() {
-    if !is_root() {
-        eprintln!("skipped: TPROXY needs root (network namespaces, nftables)");
-        return;
-    }
-    if Command::new("nft").arg("--version").output().is_err() {
-        eprintln!("skipped: nft is not installed (scripts/test installs nftables)");
+    if skip() {
         return;
     }
     let mut t = Topo::new("b");

@@ -21,7 +21,7 @@
 
 mod common;
 
-use common::{rvsadm_output, wait_for_socket};
+use common::{in_ns, is_root, rvsadm_output, sh, wait_for_socket};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -39,44 +39,12 @@ const TCP_PORTS: [u16; 5] = [80, 81, 82, 83, 8080];
 /// UDP echo ports.
 const UDP_PORTS: [u16; 4] = [54, 55, 56, 5353];
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 fn skip() -> bool {
     if !is_root() {
         eprintln!("skipped: the xdp engine's end-to-end tests need root (BPF, network namespaces)");
         return true;
     }
     false
-}
-
-fn sh(cmd: &str) -> String {
-    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    assert!(
-        o.status.success(),
-        "`{cmd}`: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Runs `f` on a thread inside network namespace `ns`; sockets it creates
-/// belong to `ns` wherever they are used afterwards.
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap();
-        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        f()
-    })
-    .join()
-    .unwrap()
 }
 
 fn rvsd_bin(name: &str) -> PathBuf {
