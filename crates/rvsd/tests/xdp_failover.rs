@@ -28,6 +28,9 @@
 //! replies after the takeover must resolve it, not be lost).
 //! Needs root (skips otherwise).
 
+mod common;
+
+use common::{is_root, sh};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -46,20 +49,6 @@ const REAL_SERVERS: [(&str, u8); 2] = [("rs1", 21), ("rs2", 22)];
 const NAT_GATEWAY: &str = "198.19.70.1";
 /// Long transfers running through the takeover.
 const LONG_FLOWS: usize = 8;
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-fn sh(cmd: &str) -> String {
-    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    assert!(
-        o.status.success(),
-        "`{cmd}`: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 /// Runs `f` on a thread inside network namespace `ns`; sockets it creates
 /// (and threads it spawns) belong to `ns`.
