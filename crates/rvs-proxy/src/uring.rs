@@ -744,6 +744,45 @@ impl Ring {
         }
     }
 
+    /// Gives back the newest buffer group once all its buffers are back
+    /// (the groups added for receivers that did not read). Called when the
+    /// ring is quiet, once a second.
+    fn shrink(&self) {
+        let mut bufs = self.bufs.borrow_mut();
+        let last = bufs.len() - 1;
+        if last == 0 || bufs[last].free != bufs[last].count || bufs[last].unpublished {
+            return;
+        }
+        // A receive still waiting on this group fails with ENOBUFS when
+        // data comes and moves to another group (`more_buffers`).
+        if let Err(e) = self
+            .ring
+            .borrow()
+            .submitter()
+            .unregister_buf_ring(last as u16)
+        {
+            tracing::debug!("io_uring relay: cannot give a buffer group back: {e}");
+            return;
+        }
+        bufs.pop();
+        self.buffers_total.fetch_sub(
+            self.group_size as usize,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        if self.group.get() as usize >= bufs.len() {
+            let g = bufs
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, b)| b.free)
+                .map_or(0, |(g, _)| g);
+            self.group.set(g as u16);
+        }
+        tracing::debug!(
+            groups = bufs.len(),
+            "io_uring relay: buffer group given back"
+        );
+    }
+
     fn complete(&self, cqe: cqueue::Entry) {
         let (op, side, bid, slot, group) = decode(cqe.user_data());
         let res = cqe.result();
@@ -980,6 +1019,7 @@ pub(crate) async fn drive(ring: Rc<Ring>) {
     // connection waiting for longer than that.
     let mut guard = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut last_error: Option<std::time::Instant> = None;
+    let mut shrink = false;
     guard.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -992,7 +1032,7 @@ pub(crate) async fn drive(ring: Rc<Ring>) {
                 }
             },
             _ = ring.kick.notified() => {}
-            _ = guard.tick() => {}
+            _ = guard.tick() => shrink = true,
         }
         match ring.turn() {
             Ok(true) => {
@@ -1000,7 +1040,13 @@ pub(crate) async fn drive(ring: Rc<Ring>) {
                 ring.kick.notify_one();
                 tokio::task::yield_now().await;
             }
-            Ok(false) => {}
+            Ok(false) => {
+                // The ring is quiet (with DEFER_TASKRUN no buffer is taken
+                // until the next enter): the free counts are exact.
+                if std::mem::take(&mut shrink) {
+                    ring.shrink();
+                }
+            }
             Err(e) => {
                 // Connections depend on the ring: keep turning it (an
                 // enter can fail for want of memory), logging once a second.

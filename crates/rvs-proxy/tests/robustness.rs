@@ -243,8 +243,9 @@ async fn load_peer() {
 
 /// Receivers that do not read hold the io_uring relay's buffers (each
 /// direction keeps the one whose send is stuck): the worker adds buffers
-/// instead of leaving other connections without any, and nothing read for
-/// the slow receivers is lost or reordered.
+/// instead of leaving other connections without any, nothing read for the
+/// slow receivers is lost or reordered, and the added buffers are given
+/// back once they are all free again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receivers_that_do_not_read_do_not_starve_other_connections() {
     const FLOOD: usize = 12 << 20;
@@ -325,4 +326,9 @@ async fn receivers_that_do_not_read_do_not_starve_other_connections() {
         .expect("slow receiver drained within 60 s");
         assert_eq!(got, FLOOD);
     }
+    // Once nobody holds them, the added groups are given back.
+    eventually(10, "the relay gives the added buffers back", || {
+        lvs.engine().io_uring_buffers() == 4
+    })
+    .await;
 }
