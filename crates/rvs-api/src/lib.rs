@@ -18,7 +18,7 @@ pub mod history;
 mod metrics;
 pub mod view;
 
-pub use metrics::{render as render_metrics, CONTENT_TYPE as METRICS_CONTENT_TYPE};
+pub use metrics::{render as render_metrics, ProxyInfo, CONTENT_TYPE as METRICS_CONTENT_TYPE};
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
@@ -43,9 +43,8 @@ pub trait Control: Send + Sync + 'static {
     fn call(&self, req: Request) -> Response;
     /// The data path's name (`proxy`, `none`), for `rvs_engine_info`.
     fn engine(&self) -> String;
-    /// How the proxy engine relays TCP (`io_uring`, `epoll`, `mixed`), a
-    /// label of `rvs_engine_info`; `None` for other engines.
-    fn relay(&self) -> Option<String> {
+    /// The proxy engine's relay and its gauges; `None` for other engines.
+    fn proxy(&self) -> Option<ProxyInfo> {
         None
     }
     /// The rate history from sample `from` on ([`history::RateHistory::view`]),
@@ -360,10 +359,10 @@ async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
         _ => None,
     };
     let ctl = st.ctl.clone();
-    let (engine, relay) = tokio::task::spawn_blocking(move || (ctl.engine(), ctl.relay()))
+    let (engine, proxy) = tokio::task::spawn_blocking(move || (ctl.engine(), ctl.proxy()))
         .await
         .unwrap_or_default();
-    let mut body = metrics::render(&engine, relay.as_deref(), services.as_deref());
+    let mut body = metrics::render(&engine, proxy.as_ref(), services.as_deref());
     if let Ok(h) = health_report(&st).await {
         metrics::render_health(&mut body, &h);
     }

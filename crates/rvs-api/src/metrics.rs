@@ -195,10 +195,25 @@ impl Level {
     }
 }
 
+/// What the proxy engine reports besides the table.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyInfo {
+    /// How TCP is relayed (`io_uring`, `epoll`, `mixed`): a label of
+    /// `rvs_engine_info`.
+    pub relay: String,
+    /// Sockets held as io_uring direct descriptors (outside the open-files
+    /// limit).
+    pub direct_sockets: u64,
+}
+
 /// The whole exposition: rvsd's own health, then every service and real
 /// server. `services` is `None` when the table could not be read (the
 /// exposition then says `rvs_up 0`).
-pub fn render(engine: &str, relay: Option<&str>, services: Option<&[ServiceEntry]>) -> String {
+pub fn render(
+    engine: &str,
+    proxy: Option<&ProxyInfo>,
+    services: Option<&[ServiceEntry]>,
+) -> String {
     let mut out = String::new();
     let mut up = Family::new(
         "rvs_up",
@@ -212,11 +227,20 @@ pub fn render(engine: &str, relay: Option<&str>, services: Option<&[ServiceEntry
         "gauge",
         "The data path carrying the traffic (always 1; the engine, and the proxy engine's TCP relay, are labels).",
     );
-    match relay {
-        Some(r) => info.push(&[("engine", engine), ("relay", r)], 1),
+    match proxy {
+        Some(p) => info.push(&[("engine", engine), ("relay", &p.relay)], 1),
         None => info.push(&[("engine", engine)], 1),
     }
     info.write(&mut out);
+    if let Some(p) = proxy {
+        let mut direct = Family::new(
+            "rvs_proxy_direct_sockets",
+            "gauge",
+            "Sockets the io_uring relay holds as direct descriptors: connections past half the open-files limit move there.",
+        );
+        direct.push(&[], p.direct_sockets);
+        direct.write(&mut out);
+    }
     let services = services.unwrap_or(&[]);
     let mut count = Family::new("rvs_services", "gauge", "Virtual services in the table.");
     count.push(&[], services.len() as u64);
@@ -455,7 +479,12 @@ mod tests {
     #[test]
     fn empty_table_still_reports_health() {
         let m = render("proxy", None, Some(&[]));
-        assert!(render("proxy", Some("io_uring"), Some(&[]))
+        let p = ProxyInfo {
+            relay: "io_uring".into(),
+            direct_sockets: 6,
+        };
+        assert!(render("proxy", Some(&p), Some(&[])).contains("rvs_proxy_direct_sockets 6\n"));
+        assert!(render("proxy", Some(&p), Some(&[]))
             .contains("rvs_engine_info{engine=\"proxy\",relay=\"io_uring\"} 1\n"));
         assert!(m.contains("# TYPE rvs_up gauge\nrvs_up 1\n"), "{m}");
         assert!(m.contains("rvs_engine_info{engine=\"proxy\"} 1\n"), "{m}");

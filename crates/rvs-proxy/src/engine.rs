@@ -102,6 +102,7 @@ impl Engine {
             io_uring: config.io_uring && config.relay != crate::config::RelayMethod::Splice,
             io_uring_buffers: config.io_uring_buffers,
             ring_buffers: Arc::default(),
+            direct_sockets: Arc::default(),
             live: Arc::default(),
         });
         let options = Arc::new(config.options);
@@ -138,7 +139,6 @@ impl Engine {
         self.workers.len()
     }
 
-    /// TCP connections and UDP flows being carried right now.
     /// Workers relaying TCP through io_uring (the others use epoll).
     pub fn io_uring_workers(&self) -> usize {
         self.io_uring_workers
@@ -161,6 +161,15 @@ impl Engine {
         }
     }
 
+    /// Sockets the io_uring relays hold as direct descriptors (outside the
+    /// open-files limit: connections past half of it move there).
+    pub fn direct_sockets(&self) -> usize {
+        self.shared
+            .direct_sockets
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// TCP connections and UDP flows being carried right now.
     pub fn connections(&self) -> usize {
         self.shared.live.load(std::sync::atomic::Ordering::Relaxed)
     }

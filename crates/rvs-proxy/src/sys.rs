@@ -120,6 +120,12 @@ pub fn set_fd_limit(soft: u64) -> io::Result<u64> {
     Ok(cur)
 }
 
+/// The soft `RLIMIT_NOFILE` (open files) in force; unlimited where it
+/// cannot be read.
+pub(crate) fn open_files_limit() -> u64 {
+    get_limit().map_or(u64::MAX, |l| l.rlim_cur)
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit (what a proxy wants:
 /// one descriptor per socket). Returns the limit in force.
 pub fn raise_fd_limit() -> io::Result<u64> {

@@ -8,14 +8,13 @@ use crate::proxy_protocol::{self, Transport};
 use crate::relay::{Event, Relay};
 use crate::sock;
 use crate::track::{Registration, Tracked};
-use crate::uring::{RelayStart, Ring, RingEvent};
+use crate::uring::{RelayStart, Ring, RingEvent, Sockets};
 use crate::worker::Worker;
 use rvs_conn::ProxyEvent;
 use rvs_core::{Protocol, ServiceKey};
 use socket2::Socket;
 use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
@@ -344,8 +343,8 @@ async fn serve_ring(
     let server = opening.server;
     let auto_bulk = w.relay.method == RelayMethod::Auto;
     let slot = ring.start(RelayStart {
-        client: client.as_raw_fd(),
-        server: server.as_raw_fd(),
+        client,
+        server,
         tracked: tracked.clone(),
         unsent: opening.unsent,
         client_eof: opening.client_eof,
@@ -355,9 +354,7 @@ async fn serve_ring(
     let mut established = opening.connected;
     if established {
         if !w.report(tracked, &[ProxyEvent::Established]) {
-            ring.stop(slot, false).await;
-            sock::reset(client);
-            sock::reset(server);
+            ring.reset(ring.stop(slot, false).await.1);
             return;
         }
         if opening.first_read > 0 {
@@ -399,10 +396,9 @@ async fn serve_ring(
             }
             RingEvent::ConnectFailed(e) => {
                 tracing::debug!(rs = %dest, "connect failed: {e}");
-                ring.stop(slot, false).await;
+                let (_, sockets) = ring.stop(slot, false).await;
                 w.report(tracked, &[ProxyEvent::ServerReset, ProxyEvent::Closed]);
-                sock::reset(client);
-                sock::reset(server);
+                ring.reset(sockets);
                 return;
             }
             RingEvent::ClientFin | RingEvent::ServerFin => {
@@ -416,13 +412,12 @@ async fn serve_ring(
                         Some(_) => Some(ProxyEvent::ServerFin),
                         None => None,
                     };
-                    ring.stop(slot, true).await;
+                    let (_, sockets) = ring.stop(slot, true).await;
                     match other {
                         Some(o) => w.report(tracked, &[fin, o, ProxyEvent::Closed]),
                         None => w.report(tracked, &[fin, ProxyEvent::Closed]),
                     };
-                    ring.close(client.into());
-                    ring.close(server.into());
+                    ring.close(sockets);
                     return;
                 }
                 w.report(tracked, &[fin]);
@@ -439,9 +434,12 @@ async fn serve_ring(
                 // The hand-over waits for the sends in flight, which a
                 // receiver that stopped reading can hold up: the entry's
                 // death or the idle timeout still ends the connection.
-                let q = tokio::select! {
+                let (q, sockets) = tokio::select! {
                     q = ring.stop(slot, true) => q,
                     _ = tracked.cancelled() => break End::Cancelled,
+                };
+                let Sockets::Fds(client, server) = sockets else {
+                    unreachable!("direct descriptors do not turn bulk");
                 };
                 let streams =
                     TcpStream::from_std(std::net::TcpStream::from(client)).and_then(|c| {
@@ -462,10 +460,9 @@ async fn serve_ring(
             }
         }
     };
-    ring.stop(slot, false).await;
+    let (_, sockets) = ring.stop(slot, false).await;
     if matches!(end, End::Cancelled) {
         w.report(tracked, &[ProxyEvent::Closed]);
     }
-    sock::reset(client);
-    sock::reset(server);
+    ring.reset(sockets);
 }

@@ -27,6 +27,16 @@
 //! the worker's tokio reactor watches, so the ring sleeps in the same
 //! `epoll_wait` as everything else the worker does (UDP, accepts, timers).
 //!
+//! Descriptors: every proxied connection holds two sockets, so a process
+//! limited to N open files carries fewer than N/2 connections. Once the
+//! descriptors a connection got are numbered past half the open-files
+//! limit, the ring moves both sockets into its registered file table
+//! ("direct descriptors", which count against no limit but the table's
+//! size) and closes their ordinary descriptors; such a connection stays in
+//! the ring to the end (it is never handed to the splice relay), its FINs
+//! are sent by the ring's own shutdown operation, and a reset turns it back
+//! into a descriptor just long enough to set `SO_LINGER` to zero.
+//!
 //! Every operation in flight refers to memory this module owns (a provided
 //! buffer or a connection's unsent bytes); a connection's state is freed
 //! only after its last operation has completed, and if the ring goes away
@@ -35,8 +45,10 @@
 
 #![allow(unsafe_code)]
 
+use crate::sys::open_files_limit;
 use crate::track::Tracked;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use socket2::Socket;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
@@ -74,6 +86,20 @@ const OP_SEND_UNSENT: u64 = 3;
 const OP_POLL_CONNECT: u64 = 4;
 const OP_CANCEL: u64 = 5;
 const OP_CLOSE: u64 = 6;
+/// A shutdown(SHUT_WR) of a direct descriptor.
+const OP_SHUTDOWN: u64 = 7;
+/// Closing a direct descriptor (the slot field carries its index).
+const OP_CLOSE_DIRECT: u64 = 8;
+/// Installing a direct descriptor as an ordinary one, to reset it (the
+/// slot field carries its index).
+const OP_INSTALL_RESET: u64 = 9;
+/// Direct descriptors are used once a connection's descriptors are
+/// numbered at least this far into the open-files limit (1/`PRESSURE`).
+const PRESSURE: u64 = 2;
+/// Below this descriptor number the limit is not even looked at.
+const PRESSURE_FLOOR: RawFd = 256;
+/// Entries of a ring's file table at most (pairs of sockets: half that).
+const MAX_DIRECT: u64 = 1 << 16;
 /// The slot of operations that belong to no connection.
 const NO_SLOT: usize = 0xffff_ffff;
 
@@ -96,6 +122,40 @@ fn decode(ud: u64) -> (u64, usize, u16, usize, u16) {
     )
 }
 
+/// A socket as operations name it: an ordinary descriptor, or an index in
+/// the ring's file table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Fd(RawFd),
+    Direct(u32),
+}
+
+/// `$build` (an expression using `$f`) with `$f` bound to the operation
+/// target of `$t`, whichever kind it is.
+macro_rules! on_target {
+    ($t:expr, |$f:ident| $build:expr) => {
+        match $t {
+            Target::Fd(fd) => {
+                let $f = types::Fd(fd);
+                $build
+            }
+            Target::Direct(i) => {
+                let $f = types::Fixed(i);
+                $build
+            }
+        }
+    };
+}
+
+/// A relayed connection's sockets as [`Ring::stop`] gives them back.
+pub(crate) enum Sockets {
+    /// Ordinary descriptors: client, real server.
+    Fds(Socket, Socket),
+    /// Direct descriptors: the pair's index in the ring's file table
+    /// (client at `2 * pair`, real server next to it).
+    Direct(u32),
+}
+
 /// What happened on a connection, for its task.
 #[derive(Debug)]
 pub(crate) enum RingEvent {
@@ -116,11 +176,11 @@ pub(crate) enum RingEvent {
     Bulk,
 }
 
-/// A connection handed to the ring. The caller keeps owning both sockets
-/// and must not close them before [`Ring::stop`] has returned.
+/// A connection handed to the ring, which owns both sockets until
+/// [`Ring::stop`] gives them back.
 pub(crate) struct RelayStart {
-    pub client: RawFd,
-    pub server: RawFd,
+    pub client: Socket,
+    pub server: Socket,
     pub tracked: Rc<Tracked>,
     /// Bytes for the real server first (PROXY protocol header, the
     /// client's first bytes not sent yet).
@@ -165,7 +225,9 @@ struct Half {
 
 struct Conn {
     /// Client, real server.
-    fd: [RawFd; 2],
+    fd: [Target; 2],
+    /// The sockets while they are ordinary descriptors.
+    owned: Option<(Socket, Socket)>,
     tracked: Rc<Tracked>,
     /// Index 0: client → real server; 1: real server → client.
     half: [Half; 2],
@@ -276,6 +338,21 @@ impl Drop for Buffers {
     }
 }
 
+/// The ring's file table of direct descriptors, registered the first time
+/// a connection needs it.
+#[derive(Default)]
+struct DirectTable {
+    /// Pairs of entries the table has (0: not registered).
+    pairs: u32,
+    /// Registration failed: descriptors stay ordinary.
+    unavailable: bool,
+    /// Pairs from `next` on were never used; freed ones wait in `free`.
+    next: u32,
+    free: Vec<u32>,
+    /// Per pair: entries still holding a socket (free again at 0).
+    open: Vec<u8>,
+}
+
 /// One worker's ring and the connections it relays.
 pub(crate) struct Ring {
     // Field order matters: the ring (and with it every operation in
@@ -298,6 +375,9 @@ pub(crate) struct Ring {
     buffers_total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Operations in flight, all connections together.
     inflight: Cell<usize>,
+    direct: RefCell<DirectTable>,
+    /// Sockets held as direct descriptors, all workers together.
+    direct_total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// The ring's registered index (entering through it skips a file
     /// lookup per enter), or its descriptor where registration failed.
     enter_fd: (RawFd, u32),
@@ -308,6 +388,7 @@ impl Ring {
     pub fn new(
         group_size: u16,
         buffers_total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        direct_total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     ) -> io::Result<Rc<Ring>> {
         if !group_size.is_power_of_two() {
             return Err(io::Error::new(
@@ -346,6 +427,8 @@ impl Ring {
             group_size,
             buffers_total,
             inflight: Cell::new(0),
+            direct: RefCell::new(DirectTable::default()),
+            direct_total,
             enter_fd,
         }))
     }
@@ -362,7 +445,11 @@ impl Ring {
             auto_bulk,
         } = start;
         let mut conn = Conn {
-            fd: [client, server],
+            fd: [
+                Target::Fd(client.as_raw_fd()),
+                Target::Fd(server.as_raw_fd()),
+            ],
+            owned: Some((client, server)),
             tracked,
             half: [Half::default(), Half::default()],
             unsent,
@@ -386,11 +473,12 @@ impl Ring {
         let mut conns = self.conns.borrow_mut();
         let c = conns[slot].insert(conn);
         if c.connecting {
-            let e = opcode::PollAdd::new(types::Fd(server), libc::POLLOUT as u32)
+            let e = on_target!(c.fd[1], |f| opcode::PollAdd::new(f, libc::POLLOUT as u32)
                 .build()
-                .user_data(user_data(OP_POLL_CONNECT, 1, 0, slot));
+                .user_data(user_data(OP_POLL_CONNECT, 1, 0, slot)));
             self.push(c, e);
         } else {
+            self.adopt(c);
             self.begin(c, slot);
         }
         drop(conns);
@@ -398,13 +486,91 @@ impl Ring {
         slot
     }
 
+    /// Moves a connection's sockets into the ring's file table when their
+    /// descriptors are numbered past the pressure mark (module doc). Called
+    /// when nothing of the connection is in flight or queued.
+    fn adopt(&self, c: &mut Conn) {
+        let Some((client, server)) = c.owned.as_ref() else {
+            return;
+        };
+        let (cfd, sfd) = (client.as_raw_fd(), server.as_raw_fd());
+        let high = cfd.max(sfd);
+        if high < PRESSURE_FLOOR {
+            return;
+        }
+        let limit = open_files_limit();
+        if (high as u64) < limit / PRESSURE {
+            return;
+        }
+        let mut t = self.direct.borrow_mut();
+        if t.unavailable {
+            return;
+        }
+        if t.pairs == 0 {
+            let pairs = (limit.min(MAX_DIRECT) / 2) as u32;
+            if let Err(e) = self
+                .ring
+                .borrow()
+                .submitter()
+                .register_files_sparse(pairs * 2)
+            {
+                tracing::info!(
+                    "io_uring relay: no file table ({e}): connections keep two descriptors each"
+                );
+                t.unavailable = true;
+                return;
+            }
+            t.pairs = pairs;
+            t.open = vec![0; pairs as usize];
+            tracing::info!(
+                entries = pairs * 2,
+                "io_uring relay: half the open-files limit is in use, new connections move to direct descriptors"
+            );
+        }
+        let pair = match t.free.pop() {
+            Some(p) => p,
+            None if t.next < t.pairs => {
+                t.next += 1;
+                t.next - 1
+            }
+            None => return,
+        };
+        match self
+            .ring
+            .borrow()
+            .submitter()
+            .register_files_update(pair * 2, &[cfd, sfd])
+        {
+            Ok(2) => {}
+            r => {
+                if let Err(e) = r {
+                    tracing::debug!("io_uring relay: cannot register sockets: {e}");
+                }
+                // Whatever was set is cleared by the next update of the pair.
+                t.free.push(pair);
+                return;
+            }
+        }
+        t.open[pair as usize] = 2;
+        // The table holds the sockets now: their descriptors can go.
+        c.owned = None;
+        c.fd = [Target::Direct(pair * 2), Target::Direct(pair * 2 + 1)];
+        c.auto_bulk = false;
+        self.direct_total
+            .fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The connection is up: send what is pending, then relay both ways.
     fn begin(&self, c: &mut Conn, slot: usize) {
         if !c.unsent.is_empty() {
-            let e = opcode::Send::new(types::Fd(c.fd[1]), c.unsent.as_ptr(), c.unsent.len() as u32)
-                .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
-                .build()
-                .user_data(user_data(OP_SEND_UNSENT, 0, 0, slot));
+            let e = on_target!(c.fd[1], |f| opcode::Send::new(
+                f,
+                c.unsent.as_ptr(),
+                c.unsent.len() as u32
+            )
+            .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+            .build()
+            .user_data(user_data(OP_SEND_UNSENT, 0, 0, slot)));
             c.half[0].sending = true;
             self.push(c, e);
         } else {
@@ -423,15 +589,27 @@ impl Ring {
         if h.eof {
             c.half[side].done = true;
             if !c.half[side ^ 1].done {
-                // A direct call: io_uring runs shutdown in a worker thread.
-                // SAFETY: plain system call on a descriptor the task keeps open.
-                let r = unsafe { libc::shutdown(c.fd[side ^ 1], libc::SHUT_WR) };
-                if r < 0 {
-                    let e = io::Error::last_os_error();
-                    // The receiver is already gone: that is its reset, not ours.
-                    if e.raw_os_error() != Some(libc::ENOTCONN) {
-                        c.push_event(write_failed(side, e));
-                        return;
+                match c.fd[side ^ 1] {
+                    Target::Fd(fd) => {
+                        // A direct call: io_uring runs shutdown in a worker thread.
+                        // SAFETY: plain system call on a descriptor the ring owns.
+                        let r = unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+                        if r < 0 {
+                            let e = io::Error::last_os_error();
+                            // The receiver is already gone: that is its reset, not ours.
+                            if e.raw_os_error() != Some(libc::ENOTCONN) {
+                                c.push_event(write_failed(side, e));
+                                return;
+                            }
+                        }
+                    }
+                    Target::Direct(i) => {
+                        // No descriptor to call it on: the ring's own
+                        // operation (its failure comes as a reset later).
+                        let e = opcode::Shutdown::new(types::Fixed(i), libc::SHUT_WR)
+                            .build()
+                            .user_data(user_data(OP_SHUTDOWN, side, 0, slot));
+                        self.push(c, e);
                     }
                 }
             }
@@ -446,12 +624,16 @@ impl Ring {
         };
         let group = self.group.get();
         let ud = with_group(user_data(OP_RECV, side, 0, slot), group);
-        let e = opcode::Recv::new(types::Fd(c.fd[side]), std::ptr::null_mut(), BUF_SIZE as u32)
-            .buf_group(group)
-            .ioprio(ioprio)
-            .build()
-            .flags(squeue::Flags::BUFFER_SELECT)
-            .user_data(ud);
+        let e = on_target!(c.fd[side], |f| opcode::Recv::new(
+            f,
+            std::ptr::null_mut(),
+            BUF_SIZE as u32
+        )
+        .buf_group(group)
+        .ioprio(ioprio)
+        .build()
+        .flags(squeue::Flags::BUFFER_SELECT)
+        .user_data(ud));
         c.half[side].armed = true;
         c.half[side].recv_ud = ud;
         self.push(c, e);
@@ -491,6 +673,7 @@ impl Ring {
         let mut conns = self.conns.borrow_mut();
         if let Some(c) = conns.get_mut(slot).and_then(Option::as_mut) {
             if !c.stopping {
+                self.adopt(c);
                 self.begin(c, slot);
             }
         }
@@ -509,20 +692,93 @@ impl Ring {
         }
     }
 
-    /// Closes `fd` (a socket whose relay has stopped) in the next pass of
-    /// the ring instead of with a system call of its own.
-    pub fn close(&self, fd: OwnedFd) {
-        let e = opcode::Close::new(types::Fd(fd.into_raw_fd()))
-            .build()
-            .user_data(user_data(OP_CLOSE, 0, 0, NO_SLOT));
+    /// Closes a stopped connection's sockets in the next pass of the ring
+    /// instead of with system calls of their own.
+    pub fn close(&self, sockets: Sockets) {
+        match sockets {
+            Sockets::Fds(client, server) => {
+                for s in [client, server] {
+                    let fd = OwnedFd::from(s).into_raw_fd();
+                    // SAFETY: a close refers to no memory.
+                    unsafe {
+                        self.push_free(
+                            opcode::Close::new(types::Fd(fd))
+                                .build()
+                                .user_data(user_data(OP_CLOSE, 0, 0, NO_SLOT)),
+                        )
+                    };
+                }
+            }
+            Sockets::Direct(pair) => {
+                for i in [pair * 2, pair * 2 + 1] {
+                    self.close_direct(i);
+                }
+            }
+        }
+        self.kick.notify_one();
+    }
+
+    /// Resets a stopped connection's sockets (`SO_LINGER` zero, then
+    /// close). A direct descriptor is installed as an ordinary one for the
+    /// socket option first; where that fails it is closed (a FIN).
+    pub fn reset(&self, sockets: Sockets) {
+        match sockets {
+            Sockets::Fds(client, server) => {
+                crate::sock::reset(client);
+                crate::sock::reset(server);
+            }
+            Sockets::Direct(pair) => {
+                for i in [pair * 2, pair * 2 + 1] {
+                    // SAFETY: an install refers to no memory.
+                    unsafe {
+                        self.push_free(
+                            opcode::FixedFdInstall::new(types::Fixed(i), 0)
+                                .build()
+                                .user_data(user_data(OP_INSTALL_RESET, 0, 0, i as usize)),
+                        )
+                    };
+                }
+                self.kick.notify_one();
+            }
+        }
+    }
+
+    fn close_direct(&self, i: u32) {
+        // SAFETY: a close refers to no memory.
+        unsafe {
+            self.push_free(
+                opcode::Close::new(types::Fixed(i))
+                    .build()
+                    .user_data(user_data(OP_CLOSE_DIRECT, 0, 0, i as usize)),
+            )
+        };
+    }
+
+    /// Queues an operation that belongs to no connection.
+    ///
+    /// # Safety
+    /// The entry must refer to no memory that may go before it completes.
+    unsafe fn push_free(&self, e: squeue::Entry) {
         self.inflight.set(self.inflight.get() + 1);
         let mut ring = self.ring.borrow_mut();
-        // SAFETY: a close refers to no memory.
+        // SAFETY: the caller's promise.
         if unsafe { ring.submission().push(&e) }.is_err() {
             self.backlog.borrow_mut().push(e);
         }
-        drop(ring);
-        self.kick.notify_one();
+    }
+
+    /// A direct descriptor's close completed: its pair is free once both are.
+    fn direct_closed(&self, i: u32) {
+        let mut t = self.direct.borrow_mut();
+        let pair = (i / 2) as usize;
+        if let Some(open) = t.open.get_mut(pair) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                t.free.push(pair as u32);
+            }
+        }
+        self.direct_total
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether both directions have passed their end of stream on.
@@ -535,10 +791,11 @@ impl Ring {
 
     /// Stops relaying: cancels what is in flight (only the receives when
     /// `keep_sends`, so that no byte read is lost), waits until nothing is,
-    /// and frees the connection's state. After this the caller may close or
-    /// reuse the sockets. A stop with `keep_sends` whose wait was abandoned
-    /// can be followed by one without, which cancels the sends too.
-    pub async fn stop(&self, slot: usize, keep_sends: bool) -> Quiesced {
+    /// and frees the connection's state, giving its sockets back (to close,
+    /// reset, or hand to the readiness relay). A stop with `keep_sends`
+    /// whose wait was abandoned can be followed by one without, which
+    /// cancels the sends too.
+    pub async fn stop(&self, slot: usize, keep_sends: bool) -> (Quiesced, Sockets) {
         {
             let mut conns = self.conns.borrow_mut();
             let c = conns[slot].as_mut().expect("a started connection");
@@ -551,7 +808,7 @@ impl Ring {
                         cancels.push(types::CancelBuilder::user_data(c.half[side].recv_ud));
                     }
                 } else if c.inflight > 0 {
-                    cancels.push(types::CancelBuilder::fd(types::Fd(c.fd[side])).all());
+                    cancels.push(on_target!(c.fd[side], |f| types::CancelBuilder::fd(f).all()));
                 }
             }
             if keep_sends && c.connecting {
@@ -585,10 +842,16 @@ impl Ring {
             .take()
             .expect("a started connection");
         self.free.borrow_mut().push(slot);
-        Quiesced {
+        let q = Quiesced {
             done: [c.half[0].done, c.half[1].done],
             bulk: [c.half[0].bulk, c.half[1].bulk],
-        }
+        };
+        let sockets = match (c.owned, c.fd[0]) {
+            (Some((client, server)), _) => Sockets::Fds(client, server),
+            (None, Target::Direct(i)) => Sockets::Direct(i / 2),
+            (None, Target::Fd(_)) => unreachable!("ordinary descriptors are owned"),
+        };
+        (q, sockets)
     }
 
     /// Submits what is queued and handles what completed, until the ring
@@ -788,6 +1051,19 @@ impl Ring {
         let res = cqe.result();
         let flags = cqe.flags();
         self.inflight.set(self.inflight.get() - 1);
+        match op {
+            OP_CLOSE => return,
+            OP_CLOSE_DIRECT => return self.direct_closed(slot as u32),
+            OP_INSTALL_RESET => {
+                if res >= 0 {
+                    // SAFETY: the install just made this descriptor, for us.
+                    crate::sock::reset(unsafe { OwnedFd::from_raw_fd(res) });
+                }
+                // The table's entry holds the socket's last reference.
+                return self.close_direct(slot as u32);
+            }
+            _ => {}
+        }
         let mut conns = self.conns.borrow_mut();
         let Some(c) = conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
@@ -820,10 +1096,11 @@ impl Ring {
                             c.push_event(RingEvent::Bulk);
                         }
                         let addr = self.bufs.borrow()[group as usize].addr(bid);
-                        let e = opcode::Send::new(types::Fd(c.fd[side ^ 1]), addr, n as u32)
-                            .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
-                            .build()
-                            .user_data(with_group(user_data(OP_SEND, side, bid, slot), group));
+                        let e =
+                            on_target!(c.fd[side ^ 1], |f| opcode::Send::new(f, addr, n as u32)
+                                .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+                                .build()
+                                .user_data(with_group(user_data(OP_SEND, side, bid, slot), group)));
                         c.half[side].sending = true;
                         self.push(c, e);
                     }
@@ -882,7 +1159,11 @@ impl Ring {
                 } else if res < 0 {
                     c.push_event(RingEvent::ConnectFailed(io::Error::from_raw_os_error(-res)));
                 } else {
-                    match socket_error(c.fd[1]) {
+                    let fd = match c.fd[1] {
+                        Target::Fd(fd) => fd,
+                        Target::Direct(_) => unreachable!("adopted once connected"),
+                    };
+                    match socket_error(fd) {
                         // The task reports the connection established and
                         // then calls `relay`, so that no traffic is counted
                         // before it.
@@ -891,7 +1172,11 @@ impl Ring {
                     }
                 }
             }
-            _ => {} // OP_CANCEL
+            // The receiver already gone (ENOTCONN) is its reset, not ours.
+            OP_SHUTDOWN if res < 0 && -res != libc::ENOTCONN && !c.stopping => {
+                c.push_event(write_failed(side, io::Error::from_raw_os_error(-res)));
+            }
+            _ => {} // OP_CANCEL, OP_SHUTDOWN done
         }
         if c.inflight == 0 && c.stopping {
             if let Some(w) = c.waker.take() {

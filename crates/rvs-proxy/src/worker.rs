@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     pub io_uring_buffers: u16,
     /// Ring buffers registered, all workers together.
     pub ring_buffers: Arc<std::sync::atomic::AtomicUsize>,
+    /// Sockets held as io_uring direct descriptors, all workers together.
+    pub direct_sockets: Arc<std::sync::atomic::AtomicUsize>,
     /// Connections and UDP flows being carried, all workers together.
     pub live: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -270,7 +272,11 @@ pub(crate) fn run(
     // the thread that created it.
     let ring = if shared.io_uring {
         let _enter = rt.enter();
-        match crate::uring::Ring::new(shared.io_uring_buffers, shared.ring_buffers.clone()) {
+        match crate::uring::Ring::new(
+            shared.io_uring_buffers,
+            shared.ring_buffers.clone(),
+            shared.direct_sockets.clone(),
+        ) {
             Ok(r) => Some(r),
             Err(e) => {
                 if index == 0 {

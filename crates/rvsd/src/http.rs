@@ -53,9 +53,9 @@ impl rvs_api::Control for DaemonControl {
         .into()
     }
 
-    fn relay(&self) -> Option<String> {
+    fn proxy(&self) -> Option<rvs_api::ProxyInfo> {
         let s = self.shared.lock().unwrap_or_else(|p| p.into_inner());
-        s.proxy_relay().map(String::from)
+        s.proxy_info()
     }
 
     fn history(&self, from: Option<u64>) -> Option<HistoryView> {

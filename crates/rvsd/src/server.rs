@@ -356,10 +356,14 @@ pub fn run(args: Args) -> Result<(), String> {
 }
 
 impl Shared {
-    /// How the proxy engine relays TCP (`io_uring`, `epoll`, `mixed`);
-    /// `None` for the other engines.
-    pub(crate) fn proxy_relay(&self) -> Option<&'static str> {
-        Some(self.engine.as_ref()?.proxy()?.relay_name())
+    /// How the proxy engine relays TCP (`io_uring`, `epoll`, `mixed`) and
+    /// its gauges; `None` for the other engines.
+    pub(crate) fn proxy_info(&self) -> Option<rvs_api::ProxyInfo> {
+        let p = self.engine.as_ref()?.proxy()?;
+        Some(rvs_api::ProxyInfo {
+            relay: p.relay_name().into(),
+            direct_sockets: p.direct_sockets() as u64,
+        })
     }
 
     /// Reconciles the engine's listeners with the table; logs each problem
