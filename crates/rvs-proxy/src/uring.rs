@@ -1095,10 +1095,24 @@ impl Ring {
                             c.half[side].bulk = true;
                             c.push_event(RingEvent::Bulk);
                         }
+                        // Something is still waiting in the source socket:
+                        // more bytes, or (the kernel reports it the same
+                        // way) its FIN. The next receive is queued as soon
+                        // as this send completes and returns at once, so
+                        // holding these bytes back (MSG_MORE) costs one
+                        // turn of the ring, and lets the FIN leave in the
+                        // same segment (one segment less per connection
+                        // that ends after its last bytes, as HTTP/1.0 and
+                        // `Connection: close` replies do).
+                        let more = if c.half[side].nonempty && !c.stopping && !c.half[side].bulk {
+                            libc::MSG_MORE
+                        } else {
+                            0
+                        };
                         let addr = self.bufs.borrow()[group as usize].addr(bid);
                         let e =
                             on_target!(c.fd[side ^ 1], |f| opcode::Send::new(f, addr, n as u32)
-                                .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+                                .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL | more)
                                 .build()
                                 .user_data(with_group(user_data(OP_SEND, side, bid, slot), group)));
                         c.half[side].sending = true;
