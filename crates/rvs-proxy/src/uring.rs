@@ -546,7 +546,13 @@ impl Ring {
                 if let Err(e) = r {
                     tracing::debug!("io_uring relay: cannot register sockets: {e}");
                 }
-                // Whatever was set is cleared by the next update of the pair.
+                // An entry that was set would keep its socket open after
+                // the descriptor closes: clear both (-1 empties an entry).
+                let _ = self
+                    .ring
+                    .borrow()
+                    .submitter()
+                    .register_files_update(pair * 2, &[-1, -1]);
                 t.free.push(pair);
                 return;
             }
