@@ -3,8 +3,10 @@
 //! client's own address).
 
 use socket2::{Domain, SockRef, Socket, Type};
+use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 fn new_socket(addr: &SocketAddr, ty: Type, proto: socket2::Protocol) -> io::Result<Socket> {
@@ -122,16 +124,24 @@ pub(crate) fn start_connect(
     dest: SocketAddr,
     source: Option<SocketAddr>,
     data_follows: bool,
+    spare: Option<Socket>,
 ) -> io::Result<Socket> {
-    let s = Socket::new(
-        Domain::for_address(dest),
-        Type::STREAM.nonblocking(),
-        Some(socket2::Protocol::TCP),
-    )?;
-    if let Some(src) = source {
-        bind_transparent(&s, src)?;
-    }
-    s.set_tcp_nodelay(true)?;
+    let s = match spare {
+        // TCP_NODELAY survives the disconnect.
+        Some(s) => s,
+        None => {
+            let s = Socket::new(
+                Domain::for_address(dest),
+                Type::STREAM.nonblocking(),
+                Some(socket2::Protocol::TCP),
+            )?;
+            if let Some(src) = source {
+                bind_transparent(&s, src)?;
+            }
+            s.set_tcp_nodelay(true)?;
+            s
+        }
+    };
     if data_follows {
         s.set_tcp_quickack(false)?;
     }
@@ -139,6 +149,59 @@ pub(crate) fn start_connect(
         Ok(()) => Ok(s),
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(s),
         Err(e) => Err(e),
+    }
+}
+
+/// Sockets to real servers whose connections ended cleanly, kept to be
+/// connected again (per address family): a short connection then costs no
+/// socket set-up and teardown on the real-server side, only the TCP
+/// exchange itself.
+#[derive(Default)]
+pub(crate) struct Spares {
+    v4: RefCell<Vec<Socket>>,
+    v6: RefCell<Vec<Socket>>,
+}
+
+/// Spare sockets kept per family and worker at most.
+const SPARES: usize = 64;
+
+impl Spares {
+    fn of(&self, ipv6: bool) -> &RefCell<Vec<Socket>> {
+        if ipv6 {
+            &self.v6
+        } else {
+            &self.v4
+        }
+    }
+
+    /// A spare socket for a connection to `dest` (none in transparent
+    /// mode, whose sockets are bound to the client's address).
+    pub(crate) fn take(&self, dest: SocketAddr, transparent: bool) -> Option<Socket> {
+        if transparent {
+            return None;
+        }
+        self.of(dest.is_ipv6()).borrow_mut().pop()
+    }
+
+    /// Keeps the socket of a connection to `dest` whose relay has ended
+    /// (the real server's end of stream read), if it can be made new
+    /// without changing anything the real server sees: its FIN is sent
+    /// (again: a repeat is harmless), and only a connection the kernel has
+    /// closed (both FINs exchanged, ours acknowledged: nothing left to
+    /// retransmit) is dissolved. Otherwise the socket comes back, to be
+    /// closed as usual.
+    pub(crate) fn keep(&self, dest: SocketAddr, s: Socket) -> Result<(), Socket> {
+        let fd = s.as_raw_fd();
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let pool = self.of(dest.is_ipv6());
+        if pool.borrow().len() >= SPARES
+            || !crate::sys::tcp_closed(fd).unwrap_or(false)
+            || crate::sys::disconnect(fd).is_err()
+        {
+            return Err(s);
+        }
+        pool.borrow_mut().push(s);
+        Ok(())
     }
 }
 
@@ -185,4 +248,79 @@ pub fn privileged() -> bool {
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         .is_some_and(|caps| caps & (1 << CAP_NET_ADMIN) != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Connects a (possibly spare) socket to `l` and accepts it.
+    fn pair(l: &std::net::TcpListener, spare: Option<Socket>) -> (Socket, std::net::TcpStream) {
+        let dest = l.local_addr().unwrap();
+        let s = start_connect(dest, None, false, spare).unwrap();
+        let (peer, _) = l.accept().unwrap();
+        s.set_nonblocking(false).unwrap();
+        (s, peer)
+    }
+
+    #[test]
+    fn a_cleanly_finished_socket_connects_again_with_its_options() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dest = l.local_addr().unwrap();
+        let spares = Spares::default();
+        let (s, mut peer) = pair(&l, None);
+        let first_port = s.local_addr().unwrap().as_socket().unwrap().port();
+        // The real server answers and closes first.
+        peer.write_all(b"bye").unwrap();
+        drop(peer);
+        let mut got = Vec::new();
+        (&s).read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"bye");
+        assert!(spares.keep(dest, s).is_ok(), "kept");
+        let spare = spares.take(dest, false).expect("a spare");
+        assert!(spare.tcp_nodelay().unwrap(), "TCP_NODELAY survives");
+        assert!(spares.take(dest, false).is_none());
+
+        // Connected again (from another port), both ways.
+        let (s, mut peer) = pair(&l, Some(spare));
+        assert_ne!(
+            s.local_addr().unwrap().as_socket().unwrap().port(),
+            first_port
+        );
+        (&s).write_all(b"again").unwrap();
+        let mut b = [0u8; 5];
+        peer.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"again");
+        peer.write_all(b"ok").unwrap();
+        let mut b = [0u8; 2];
+        (&s).read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"ok");
+        // The first connection ended with a FIN, not a reset: the peer of
+        // the second reads EOF after our shutdown, as usual.
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        peer.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn a_socket_whose_real_server_still_sends_is_not_kept() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dest = l.local_addr().unwrap();
+        let spares = Spares::default();
+        let (s, mut peer) = pair(&l, None);
+        // Our FIN goes out and is acknowledged, but the real server has not
+        // finished: dissolving now would reset it.
+        let s = spares.keep(dest, s).expect_err("not kept");
+        let mut rest = Vec::new();
+        peer.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "the real server saw our FIN");
+        // It can still send, and we still receive.
+        peer.write_all(b"late").unwrap();
+        let mut b = [0u8; 4];
+        (&s).read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"late");
+        assert!(spares.take(dest, false).is_none());
+    }
 }

@@ -1,6 +1,7 @@
 //! The only system calls std, tokio and socket2 do not wrap: `splice(2)`
-//! and `pipe2(2)` for the zero-copy relay, and `getrlimit`/`setrlimit` for
-//! the file-descriptor limit; and the registration of listening sockets
+//! and `pipe2(2)` for the zero-copy relay, `getrlimit`/`setrlimit` for
+//! the file-descriptor limit, `getsockopt(TCP_INFO)` and `connect(AF_UNSPEC)`
+//! to make a finished TCP socket new again; and the registration of listening sockets
 //! with the runtime as an `AsyncFd` (so the worker accepts with its own
 //! `accept4`).
 //!
@@ -75,6 +76,52 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
     } else {
         Ok(n as usize)
     }
+}
+
+/// Whether a TCP socket's connection is over for the kernel (`TCP_CLOSE`:
+/// both FINs exchanged and ours acknowledged, any TIME_WAIT held by a
+/// separate timewait socket), read from the first byte of `TCP_INFO`.
+pub(crate) fn tcp_closed(fd: RawFd) -> io::Result<bool> {
+    const TCP_CLOSE: u8 = 7;
+    let mut state: u8 = 0;
+    let mut len = 1 as libc::socklen_t;
+    // SAFETY: `state` is valid for the one byte `len` allows.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            &mut state as *mut u8 as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(state == TCP_CLOSE)
+}
+
+/// Dissolves a TCP socket's association (`connect` to `AF_UNSPEC`, the
+/// kernel's `tcp_disconnect`): the socket is unconnected again, with its
+/// options, and can connect anew.
+pub(crate) fn disconnect(fd: RawFd) -> io::Result<()> {
+    let addr = libc::sockaddr {
+        sa_family: libc::AF_UNSPEC as libc::sa_family_t,
+        sa_data: [0; 14],
+    };
+    // SAFETY: `addr` is a valid AF_UNSPEC address at least as long as the
+    // length passed.
+    let r = unsafe {
+        libc::connect(
+            fd,
+            &addr,
+            std::mem::size_of::<libc::sa_family_t>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn get_limit() -> io::Result<libc::rlimit> {

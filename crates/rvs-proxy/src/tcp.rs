@@ -94,6 +94,7 @@ fn open(
     buf: &mut [u8],
     dest: SocketAddr,
     source: Option<SocketAddr>,
+    spare: Option<Socket>,
 ) -> Result<Opening, OpenError> {
     let h = header.map_or(0, |h| h.len());
     if let Some(header) = header {
@@ -113,7 +114,7 @@ fn open(
         Err(e) => return Err(OpenError::Client(e)),
     };
     let len = h + n;
-    let server = sock::start_connect(dest, source, len > 0).map_err(OpenError::Server)?;
+    let server = sock::start_connect(dest, source, len > 0, spare).map_err(OpenError::Server)?;
     let mut sent = 0;
     let mut connected = false;
     if len > 0 {
@@ -177,9 +178,16 @@ async fn serve(w: Rc<Worker>, key: ServiceKey, client: Socket, peer: SocketAddr)
         local,
         Transport::Stream,
     );
+    let transparent = target.addressing.transparent;
+    // The ring gives a cleanly finished connection's real-server socket
+    // back for reuse; the readiness relay does not.
+    let spare = w
+        .ring
+        .as_ref()
+        .and_then(|_| w.spares.take(target.dest, transparent));
     let opened = w
         .relay
-        .with_scratch(|buf| open(&client, header.as_deref(), buf, target.dest, source));
+        .with_scratch(|buf| open(&client, header.as_deref(), buf, target.dest, source, spare));
     let opening = match opened {
         Ok(o) => o,
         Err(OpenError::Client(e)) => {
@@ -199,7 +207,8 @@ async fn serve(w: Rc<Worker>, key: ServiceKey, client: Socket, peer: SocketAddr)
         }
     };
     if let Some(ring) = w.ring.clone() {
-        return serve_ring(&w, &ring, &tracked, peer, target.dest, client, opening).await;
+        let ends = (peer, target.dest, transparent);
+        return serve_ring(&w, &ring, &tracked, ends, client, opening).await;
     }
     let streams = TcpStream::from_std(std::net::TcpStream::from(client)).and_then(|c| {
         TcpStream::from_std(std::net::TcpStream::from(opening.server)).map(|s| (c, s))
@@ -335,8 +344,7 @@ async fn serve_ring(
     w: &Worker,
     ring: &Ring,
     tracked: &Rc<Tracked>,
-    peer: SocketAddr,
-    dest: SocketAddr,
+    (peer, dest, transparent): (SocketAddr, SocketAddr, bool),
     client: Socket,
     opening: Opening,
 ) {
@@ -417,7 +425,15 @@ async fn serve_ring(
                         Some(o) => w.report(tracked, &[fin, o, ProxyEvent::Closed]),
                         None => w.report(tracked, &[fin, ProxyEvent::Closed]),
                     };
-                    ring.close(sockets);
+                    match sockets {
+                        Sockets::Fds(client, server) if !transparent => {
+                            ring.close_socket(client);
+                            if let Err(s) = w.spares.keep(dest, server) {
+                                ring.close_socket(s);
+                            }
+                        }
+                        other => ring.close(other),
+                    }
                     return;
                 }
                 w.report(tracked, &[fin]);

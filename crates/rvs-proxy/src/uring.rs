@@ -703,17 +703,8 @@ impl Ring {
     pub fn close(&self, sockets: Sockets) {
         match sockets {
             Sockets::Fds(client, server) => {
-                for s in [client, server] {
-                    let fd = OwnedFd::from(s).into_raw_fd();
-                    // SAFETY: a close refers to no memory.
-                    unsafe {
-                        self.push_free(
-                            opcode::Close::new(types::Fd(fd))
-                                .build()
-                                .user_data(user_data(OP_CLOSE, 0, 0, NO_SLOT)),
-                        )
-                    };
-                }
+                self.close_socket(client);
+                self.close_socket(server);
             }
             Sockets::Direct(pair) => {
                 for i in [pair * 2, pair * 2 + 1] {
@@ -721,6 +712,20 @@ impl Ring {
                 }
             }
         }
+        self.kick.notify_one();
+    }
+
+    /// Closes one ordinary socket in the next pass of the ring.
+    pub fn close_socket(&self, s: Socket) {
+        let fd = OwnedFd::from(s).into_raw_fd();
+        // SAFETY: a close refers to no memory.
+        unsafe {
+            self.push_free(
+                opcode::Close::new(types::Fd(fd))
+                    .build()
+                    .user_data(user_data(OP_CLOSE, 0, 0, NO_SLOT)),
+            )
+        };
         self.kick.notify_one();
     }
 

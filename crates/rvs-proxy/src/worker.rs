@@ -75,6 +75,8 @@ pub(crate) struct Worker {
     pub options: RefCell<Arc<ProxyOptions>>,
     pub registry: Registry,
     pub relay: RelayShared,
+    /// Real-server sockets of finished connections, to connect again.
+    pub spares: crate::sock::Spares,
     /// The worker's io_uring relay, when enabled and available.
     pub ring: Option<Rc<crate::uring::Ring>>,
     /// Per service: the tasks serving its sockets, and its TCP listeners
@@ -298,6 +300,7 @@ pub(crate) fn run(
         ring,
         listeners: RefCell::new(HashMap::new()),
         last_warning: Cell::new(None),
+        spares: Default::default(),
     });
     local.block_on(&rt, serve(w, rx));
 }
