@@ -147,7 +147,8 @@ macro_rules! on_target {
     };
 }
 
-/// A relayed connection's sockets as [`Ring::stop`] gives them back.
+/// A relayed connection's sockets: held by the ring while it relays, given
+/// back by [`Ring::stop`].
 pub(crate) enum Sockets {
     /// Ordinary descriptors: client, real server.
     Fds(Socket, Socket),
@@ -225,9 +226,7 @@ struct Half {
 
 struct Conn {
     /// Client, real server.
-    fd: [Target; 2],
-    /// The sockets while they are ordinary descriptors.
-    owned: Option<(Socket, Socket)>,
+    sockets: Sockets,
     tracked: Rc<Tracked>,
     /// Index 0: client → real server; 1: real server → client.
     half: [Half; 2],
@@ -246,6 +245,14 @@ struct Conn {
 }
 
 impl Conn {
+    /// How operations name the socket of `side` (0: client, 1: real server).
+    fn target(&self, side: usize) -> Target {
+        match &self.sockets {
+            Sockets::Fds(client, server) => Target::Fd([client, server][side].as_raw_fd()),
+            Sockets::Direct(pair) => Target::Direct(pair * 2 + side as u32),
+        }
+    }
+
     fn push_event(&mut self, ev: RingEvent) {
         self.events.push_back(ev);
         if let Some(w) = self.waker.take() {
@@ -445,11 +452,7 @@ impl Ring {
             auto_bulk,
         } = start;
         let mut conn = Conn {
-            fd: [
-                Target::Fd(client.as_raw_fd()),
-                Target::Fd(server.as_raw_fd()),
-            ],
-            owned: Some((client, server)),
+            sockets: Sockets::Fds(client, server),
             tracked,
             half: [Half::default(), Half::default()],
             unsent,
@@ -473,9 +476,12 @@ impl Ring {
         let mut conns = self.conns.borrow_mut();
         let c = conns[slot].insert(conn);
         if c.connecting {
-            let e = on_target!(c.fd[1], |f| opcode::PollAdd::new(f, libc::POLLOUT as u32)
-                .build()
-                .user_data(user_data(OP_POLL_CONNECT, 1, 0, slot)));
+            let e = on_target!(c.target(1), |f| opcode::PollAdd::new(
+                f,
+                libc::POLLOUT as u32
+            )
+            .build()
+            .user_data(user_data(OP_POLL_CONNECT, 1, 0, slot)));
             self.push(c, e);
         } else {
             self.adopt(c);
@@ -490,7 +496,7 @@ impl Ring {
     /// descriptors are numbered past the pressure mark (module doc). Called
     /// when nothing of the connection is in flight or queued.
     fn adopt(&self, c: &mut Conn) {
-        let Some((client, server)) = c.owned.as_ref() else {
+        let Sockets::Fds(client, server) = &c.sockets else {
             return;
         };
         let (cfd, sfd) = (client.as_raw_fd(), server.as_raw_fd());
@@ -558,9 +564,8 @@ impl Ring {
             }
         }
         t.open[pair as usize] = 2;
-        // The table holds the sockets now: their descriptors can go.
-        c.owned = None;
-        c.fd = [Target::Direct(pair * 2), Target::Direct(pair * 2 + 1)];
+        // The table holds the sockets now: their descriptors close here.
+        c.sockets = Sockets::Direct(pair);
         c.auto_bulk = false;
         self.direct_total
             .fetch_add(2, std::sync::atomic::Ordering::Relaxed);
@@ -569,7 +574,7 @@ impl Ring {
     /// The connection is up: send what is pending, then relay both ways.
     fn begin(&self, c: &mut Conn, slot: usize) {
         if !c.unsent.is_empty() {
-            let e = on_target!(c.fd[1], |f| opcode::Send::new(
+            let e = on_target!(c.target(1), |f| opcode::Send::new(
                 f,
                 c.unsent.as_ptr(),
                 c.unsent.len() as u32
@@ -595,7 +600,7 @@ impl Ring {
         if h.eof {
             c.half[side].done = true;
             if !c.half[side ^ 1].done {
-                match c.fd[side ^ 1] {
+                match c.target(side ^ 1) {
                     Target::Fd(fd) => {
                         // A direct call: io_uring runs shutdown in a worker thread.
                         // SAFETY: plain system call on a descriptor the ring owns.
@@ -630,7 +635,7 @@ impl Ring {
         };
         let group = self.group.get();
         let ud = with_group(user_data(OP_RECV, side, 0, slot), group);
-        let e = on_target!(c.fd[side], |f| opcode::Recv::new(
+        let e = on_target!(c.target(side), |f| opcode::Recv::new(
             f,
             std::ptr::null_mut(),
             BUF_SIZE as u32
@@ -819,7 +824,7 @@ impl Ring {
                         cancels.push(types::CancelBuilder::user_data(c.half[side].recv_ud));
                     }
                 } else if c.inflight > 0 {
-                    cancels.push(on_target!(c.fd[side], |f| types::CancelBuilder::fd(f).all()));
+                    cancels.push(on_target!(c.target(side), |f| types::CancelBuilder::fd(f).all()));
                 }
             }
             if keep_sends && c.connecting {
@@ -857,12 +862,7 @@ impl Ring {
             done: [c.half[0].done, c.half[1].done],
             bulk: [c.half[0].bulk, c.half[1].bulk],
         };
-        let sockets = match (c.owned, c.fd[0]) {
-            (Some((client, server)), _) => Sockets::Fds(client, server),
-            (None, Target::Direct(i)) => Sockets::Direct(i / 2),
-            (None, Target::Fd(_)) => unreachable!("ordinary descriptors are owned"),
-        };
-        (q, sockets)
+        (q, c.sockets)
     }
 
     /// Submits what is queued and handles what completed, until the ring
@@ -1121,11 +1121,12 @@ impl Ring {
                             0
                         };
                         let addr = self.bufs.borrow()[group as usize].addr(bid);
-                        let e =
-                            on_target!(c.fd[side ^ 1], |f| opcode::Send::new(f, addr, n as u32)
-                                .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL | more)
-                                .build()
-                                .user_data(with_group(user_data(OP_SEND, side, bid, slot), group)));
+                        let e = on_target!(c.target(side ^ 1), |f| opcode::Send::new(
+                            f, addr, n as u32
+                        )
+                        .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL | more)
+                        .build()
+                        .user_data(with_group(user_data(OP_SEND, side, bid, slot), group)));
                         c.half[side].sending = true;
                         self.push(c, e);
                     }
@@ -1184,7 +1185,7 @@ impl Ring {
                 } else if res < 0 {
                     c.push_event(RingEvent::ConnectFailed(io::Error::from_raw_os_error(-res)));
                 } else {
-                    let fd = match c.fd[1] {
+                    let fd = match c.target(1) {
                         Target::Fd(fd) => fd,
                         Target::Direct(_) => unreachable!("adopted once connected"),
                     };
